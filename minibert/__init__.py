@@ -1,0 +1,28 @@
+"""minibert: BERT in pure PyTorch, written to be read, and equal to transformers number for number.
+
+    import minibert
+    tok = minibert.BertTokenizer.from_pretrained("sentence-transformers/all-MiniLM-L6-v2")
+    model = minibert.BertModel.from_pretrained("sentence-transformers/all-MiniLM-L6-v2")
+
+Everything loads from local files only; see ``minibert.hub`` for how names resolve.
+"""
+
+from .attention import MultiHeadAttention, scaled_dot_product_attention
+from .checkpoints import LoadReport
+from .config import BertConfig
+from .errors import (CheckpointError, CheckpointNotFoundError, ConfigError, InputError, InputTypeError,
+                     MinibertError, TrainingError)
+from .heads import (BertForMaskedLM, BertForMultipleChoice, BertForNextSentencePrediction, BertForPreTraining,
+                    BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification)
+from .hub import DEFAULT_CHECKPOINT, resolve
+from .model import BertModel, BertPreTrainedModel
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BertConfig", "BertModel", "BertPreTrainedModel", "BertForPreTraining", "BertForMaskedLM",
+    "BertForNextSentencePrediction", "BertForSequenceClassification", "BertForTokenClassification",
+    "BertForQuestionAnswering", "BertForMultipleChoice", "MultiHeadAttention", "scaled_dot_product_attention",
+    "LoadReport", "DEFAULT_CHECKPOINT", "resolve", "MinibertError", "ConfigError", "InputError",
+    "InputTypeError", "CheckpointError", "CheckpointNotFoundError", "TrainingError",
+]

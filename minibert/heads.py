@@ -1,0 +1,283 @@
+"""Task heads on top of ``BertModel``. Each is a small module plus the loss transformers uses for it.
+
+Labels equal to -100 are ignored by every cross-entropy loss here (PyTorch's default ignore_index),
+which is how masked-LM marks the positions that carry no prediction.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .config import BertConfig
+from .errors import InputError
+from .model import BertModel, BertPreTrainedModel, activation
+from .outputs import (MaskedLMOutput, MultipleChoiceOutput, NextSentencePredictorOutput, PreTrainingOutput,
+                      QuestionAnsweringOutput, SequenceClassifierOutput, TokenClassifierOutput)
+
+
+class MaskedLMHead(nn.Module):
+    """transform (dense -> act -> LayerNorm), then a decoder that shares the word-embedding matrix.
+
+    Tying input and output embeddings is BERT's choice: the decoder has no matrix of its own, only
+    a per-word bias.
+    """
+
+    def __init__(self, config: BertConfig, word_embeddings: nn.Embedding):
+        super().__init__()
+        self.transform = nn.Linear(config.hidden_size, config.hidden_size)
+        self.act = activation(config.hidden_act)
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.decoder.weight = word_embeddings.weight  # tied
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+
+    def forward(self, hidden: Tensor) -> Tensor:
+        hidden = self.norm(self.act(self.transform(hidden)))  # (..., c)
+        return self.decoder(hidden) + self.bias                # (..., v)
+
+
+def _mlm_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+
+
+def _check_labels(name: str, labels: Tensor, upper: int) -> None:
+    valid = (labels == -100) | ((labels >= 0) & (labels < upper))
+    if not bool(valid.all()):
+        raise InputError(f"{name} contains {labels[~valid][0].item()}, outside [0, {upper}) and not -100")
+
+
+class BertForPreTraining(BertPreTrainedModel):
+    """BERT's two pre-training objectives at once: masked LM on every position, NSP on the pooled [CLS].
+
+    ``sparse_mlm=True`` runs the MLM head only at labelled positions (the ~15% that carry a label),
+    as Google's code does with ``gather_indexes``; the loss is the same, ``prediction_logits`` then
+    has shape (n_labelled, v). The default keeps transformers' dense (b, t, v) output.
+    """
+
+    def __init__(self, config: BertConfig):
+        super().__init__(config)
+        self.bert = BertModel(config)
+        self.mlm = MaskedLMHead(config, self.bert.embeddings.word)
+        self.nsp = nn.Linear(config.hidden_size, 2)
+        self.init_weights()
+
+    def forward(self, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
+                token_type_ids: Optional[Tensor] = None, position_ids: Optional[Tensor] = None,
+                labels: Optional[Tensor] = None, next_sentence_label: Optional[Tensor] = None,
+                output_attentions: bool = False, output_hidden_states: bool = False,
+                sparse_mlm: bool = False, return_dict: Optional[bool] = None) -> PreTrainingOutput:
+        enc = self.bert(input_ids, attention_mask, token_type_ids, position_ids,
+                        output_attentions=output_attentions, output_hidden_states=output_hidden_states)
+        hidden = enc.last_hidden_state                                       # (b, t, c)
+        if sparse_mlm and labels is not None:
+            labelled = labels != -100                                        # (b, t)
+            prediction_logits = self.mlm(hidden[labelled])                   # (n, v)
+            mlm_targets = labels[labelled]                                   # (n,)
+        else:
+            prediction_logits = self.mlm(hidden)                             # (b, t, v)
+            mlm_targets = labels
+        seq_relationship_logits = self.nsp(enc.pooler_output)                # (b, 2)
+
+        loss = None
+        if labels is not None:
+            _check_labels("labels", labels, self.config.vocab_size)
+            loss = _mlm_loss(prediction_logits, mlm_targets)
+        if next_sentence_label is not None:
+            _check_labels("next_sentence_label", next_sentence_label, 2)
+            nsp_loss = F.cross_entropy(seq_relationship_logits, next_sentence_label.reshape(-1))
+            loss = nsp_loss if loss is None else loss + nsp_loss
+        out = PreTrainingOutput(loss, prediction_logits, seq_relationship_logits, enc.hidden_states, enc.attentions)
+        return out.to_tuple() if return_dict is False else out
+
+
+class BertForMaskedLM(BertPreTrainedModel):
+    def __init__(self, config: BertConfig):
+        super().__init__(config)
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.mlm = MaskedLMHead(config, self.bert.embeddings.word)
+        self.init_weights()
+
+    def forward(self, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
+                token_type_ids: Optional[Tensor] = None, position_ids: Optional[Tensor] = None,
+                labels: Optional[Tensor] = None, output_attentions: bool = False,
+                output_hidden_states: bool = False, return_dict: Optional[bool] = None) -> MaskedLMOutput:
+        enc = self.bert(input_ids, attention_mask, token_type_ids, position_ids,
+                        output_attentions=output_attentions, output_hidden_states=output_hidden_states)
+        logits = self.mlm(enc.last_hidden_state)  # (b, t, v)
+        loss = None
+        if labels is not None:
+            _check_labels("labels", labels, self.config.vocab_size)
+            loss = _mlm_loss(logits, labels)
+        out = MaskedLMOutput(loss, logits, enc.hidden_states, enc.attentions)
+        return out.to_tuple() if return_dict is False else out
+
+
+class BertForNextSentencePrediction(BertPreTrainedModel):
+    def __init__(self, config: BertConfig):
+        super().__init__(config)
+        self.bert = BertModel(config)
+        self.nsp = nn.Linear(config.hidden_size, 2)
+        self.init_weights()
+
+    def forward(self, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
+                token_type_ids: Optional[Tensor] = None, position_ids: Optional[Tensor] = None,
+                labels: Optional[Tensor] = None, output_attentions: bool = False,
+                output_hidden_states: bool = False, return_dict: Optional[bool] = None
+                ) -> NextSentencePredictorOutput:
+        enc = self.bert(input_ids, attention_mask, token_type_ids, position_ids,
+                        output_attentions=output_attentions, output_hidden_states=output_hidden_states)
+        logits = self.nsp(enc.pooler_output)  # (b, 2)
+        loss = None
+        if labels is not None:
+            _check_labels("labels", labels, 2)
+            loss = F.cross_entropy(logits, labels.reshape(-1))
+        out = NextSentencePredictorOutput(loss, logits, enc.hidden_states, enc.attentions)
+        return out.to_tuple() if return_dict is False else out
+
+
+def classification_loss(config: BertConfig, logits: Tensor, labels: Tensor) -> Tensor:
+    """The loss transformers picks: regression for one label, cross-entropy for integer labels,
+    binary cross-entropy (multi-label) for float labels — unless ``config.problem_type`` says which."""
+    n = config.num_labels
+    problem = config.problem_type
+    if problem is None:
+        if n == 1:
+            problem = "regression"
+        elif labels.dtype in (torch.long, torch.int):
+            problem = "single_label_classification"
+        else:
+            problem = "multi_label_classification"
+    if problem == "regression":
+        if n == 1:
+            return F.mse_loss(logits.squeeze(), labels.squeeze().to(logits.dtype))
+        return F.mse_loss(logits, labels.to(logits.dtype))
+    if problem == "single_label_classification":
+        if labels.is_floating_point():
+            raise InputError(f"labels must be integer class ids for single-label classification, got {labels.dtype}")
+        _check_labels("labels", labels, n)
+        return F.cross_entropy(logits.reshape(-1, n), labels.reshape(-1))
+    if tuple(labels.shape) != tuple(logits.shape):
+        raise InputError(f"multi-label labels must have shape {tuple(logits.shape)}, got {tuple(labels.shape)}")
+    return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+
+
+class BertForSequenceClassification(BertPreTrainedModel):
+    """Dropout and a linear layer on the pooled [CLS] vector: one score per label."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.bert = BertModel(config)
+        p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = nn.Dropout(p)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.init_weights()
+
+    def forward(self, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
+                token_type_ids: Optional[Tensor] = None, position_ids: Optional[Tensor] = None,
+                labels: Optional[Tensor] = None, output_attentions: bool = False,
+                output_hidden_states: bool = False, return_dict: Optional[bool] = None
+                ) -> SequenceClassifierOutput:
+        enc = self.bert(input_ids, attention_mask, token_type_ids, position_ids,
+                        output_attentions=output_attentions, output_hidden_states=output_hidden_states)
+        logits = self.classifier(self.dropout(enc.pooler_output))  # (b, num_labels)
+        loss = classification_loss(self.config, logits, labels) if labels is not None else None
+        out = SequenceClassifierOutput(loss, logits, enc.hidden_states, enc.attentions)
+        return out.to_tuple() if return_dict is False else out
+
+
+class BertForTokenClassification(BertPreTrainedModel):
+    """One score per label at every position (NER, tagging); labels -100 mark positions to skip."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.bert = BertModel(config, add_pooling_layer=False)
+        p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = nn.Dropout(p)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.init_weights()
+
+    def forward(self, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
+                token_type_ids: Optional[Tensor] = None, position_ids: Optional[Tensor] = None,
+                labels: Optional[Tensor] = None, output_attentions: bool = False,
+                output_hidden_states: bool = False, return_dict: Optional[bool] = None
+                ) -> TokenClassifierOutput:
+        enc = self.bert(input_ids, attention_mask, token_type_ids, position_ids,
+                        output_attentions=output_attentions, output_hidden_states=output_hidden_states)
+        logits = self.classifier(self.dropout(enc.last_hidden_state))  # (b, t, num_labels)
+        loss = None
+        if labels is not None:
+            _check_labels("labels", labels, self.num_labels)
+            loss = F.cross_entropy(logits.reshape(-1, self.num_labels), labels.reshape(-1), ignore_index=-100)
+        out = TokenClassifierOutput(loss, logits, enc.hidden_states, enc.attentions)
+        return out.to_tuple() if return_dict is False else out
+
+
+class BertForQuestionAnswering(BertPreTrainedModel):
+    """Extractive QA: a start score and an end score at every position (SQuAD-style spans)."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__(config)
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.qa_outputs = nn.Linear(config.hidden_size, 2)
+        self.init_weights()
+
+    def forward(self, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
+                token_type_ids: Optional[Tensor] = None, position_ids: Optional[Tensor] = None,
+                start_positions: Optional[Tensor] = None, end_positions: Optional[Tensor] = None,
+                output_attentions: bool = False, output_hidden_states: bool = False,
+                return_dict: Optional[bool] = None) -> QuestionAnsweringOutput:
+        enc = self.bert(input_ids, attention_mask, token_type_ids, position_ids,
+                        output_attentions=output_attentions, output_hidden_states=output_hidden_states)
+        start_logits, end_logits = self.qa_outputs(enc.last_hidden_state).unbind(dim=-1)  # (b, t) each
+        loss = None
+        if start_positions is not None and end_positions is not None:
+            # Positions past the sequence are clamped to t and ignored, as in transformers.
+            t = start_logits.shape[1]
+            start = start_positions.reshape(-1).clamp(0, t)
+            end = end_positions.reshape(-1).clamp(0, t)
+            loss = (F.cross_entropy(start_logits, start, ignore_index=t)
+                    + F.cross_entropy(end_logits, end, ignore_index=t)) / 2
+        out = QuestionAnsweringOutput(loss, start_logits.contiguous(), end_logits.contiguous(),
+                                      enc.hidden_states, enc.attentions)
+        return out.to_tuple() if return_dict is False else out
+
+
+class BertForMultipleChoice(BertPreTrainedModel):
+    """Inputs (b, n_choices, t): each choice is encoded on its own, scored by one linear unit."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__(config)
+        self.bert = BertModel(config)
+        p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = nn.Dropout(p)
+        self.classifier = nn.Linear(config.hidden_size, 1)
+        self.init_weights()
+
+    def forward(self, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
+                token_type_ids: Optional[Tensor] = None, position_ids: Optional[Tensor] = None,
+                labels: Optional[Tensor] = None, output_attentions: bool = False,
+                output_hidden_states: bool = False, return_dict: Optional[bool] = None
+                ) -> MultipleChoiceOutput:
+        if not isinstance(input_ids, Tensor) or input_ids.dim() != 3:
+            raise InputError(f"input_ids must have shape (batch, choices, sequence), got "
+                             f"{tuple(getattr(input_ids, 'shape', ()))}")
+        b, n, t = input_ids.shape
+
+        def flat(x: Optional[Tensor]) -> Optional[Tensor]:
+            return None if x is None else x.reshape(b * n, -1)  # (b, n, t) -> (b n, t)
+
+        enc = self.bert(flat(input_ids), flat(attention_mask), flat(token_type_ids), flat(position_ids),
+                        output_attentions=output_attentions, output_hidden_states=output_hidden_states)
+        logits = self.classifier(self.dropout(enc.pooler_output)).reshape(b, n)  # (b, n)
+        loss = None
+        if labels is not None:
+            _check_labels("labels", labels, n)
+            loss = F.cross_entropy(logits, labels.reshape(-1))
+        out = MultipleChoiceOutput(loss, logits, enc.hidden_states, enc.attentions)
+        return out.to_tuple() if return_dict is False else out

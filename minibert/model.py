@@ -1,0 +1,186 @@
+"""BERT's encoder, top to bottom: embeddings -> N post-LN Transformer blocks -> pooler.
+
+Read this file first. Dimension letters as in ``attention.py``: b batch, t positions, h heads,
+d head size, c hidden size, f feed-forward (intermediate) size, v vocabulary.
+
+    hidden_0 = LayerNorm(word[ids] + position[pos] + token_type[types])
+    hidden_i = Block(hidden_{i-1}),  i = 1..N
+    pooled   = tanh(W hidden_N[:, 0] + b)            # the [CLS] position
+
+Each block is post-LN, as in the original BERT (and every public BERT checkpoint):
+
+    x = LayerNorm(x + Dropout(MultiHeadAttention(x)))
+    x = LayerNorm(x + Dropout(W2 act(W1 x)))
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Optional
+
+import torch
+from torch import Tensor, nn
+
+from . import checkpoints
+from .attention import MultiHeadAttention, mask_to_bias
+from .config import BertConfig
+from .inputs import check_inputs
+from .outputs import BaseModelOutput
+
+
+def activation(name: str) -> nn.Module:
+    # "gelu" is HF's exact erf GELU; Google's TF code used the tanh approximation ("gelu_new").
+    return {
+        "gelu": nn.GELU(),
+        "gelu_new": nn.GELU(approximate="tanh"),
+        "gelu_pytorch_tanh": nn.GELU(approximate="tanh"),
+        "relu": nn.ReLU(),
+        "silu": nn.SiLU(),
+        "swish": nn.SiLU(),
+    }[name]
+
+
+class Embeddings(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.word = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.position = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.token_type = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, input_ids: Tensor, token_type_ids: Tensor, position_ids: Tensor) -> Tensor:
+        hidden = self.word(input_ids) + self.position(position_ids) + self.token_type(token_type_ids)  # (b, t, c)
+        return self.dropout(self.norm(hidden))
+
+
+class FeedForward(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.up = nn.Linear(config.hidden_size, config.intermediate_size)    # c -> f
+        self.act = activation(config.hidden_act)
+        self.down = nn.Linear(config.intermediate_size, config.hidden_size)  # f -> c
+
+    def forward(self, hidden: Tensor) -> Tensor:
+        return self.down(self.act(self.up(hidden)))
+
+
+class EncoderBlock(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.attn = MultiHeadAttention(config.hidden_size, config.num_attention_heads,
+                                       config.attention_probs_dropout_prob)
+        self.attn_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.ffn = FeedForward(config)
+        self.ffn_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden: Tensor, bias: Optional[Tensor] = None,
+                need_weights: bool = False) -> tuple[Tensor, Optional[Tensor]]:
+        attended, probs = self.attn(hidden, bias, need_weights)              # (b, t, c), (b, h, t, t)
+        hidden = self.attn_norm(hidden + self.dropout(attended))             # post-LN: norm after the residual
+        hidden = self.ffn_norm(hidden + self.dropout(self.ffn(hidden)))      # (b, t, c)
+        return hidden, probs
+
+
+class Pooler(nn.Module):
+    """tanh(W h_[CLS] + b): the sentence-level vector NSP and sequence classification read."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(self, hidden: Tensor) -> Tensor:
+        return torch.tanh(self.dense(hidden[:, 0]))  # (b, c)
+
+
+class BertPreTrainedModel(nn.Module):
+    """What every minibert model shares: BERT's initialisation and local checkpoint loading/saving."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        if not isinstance(config, BertConfig):
+            raise TypeError(f"config must be a minibert.BertConfig, got {type(config).__name__}")
+        self.config = config
+        self.load_report: Optional[checkpoints.LoadReport] = None
+
+    def init_weights(self) -> None:
+        """BERT's initialisation: N(0, initializer_range) weights, zero biases, LayerNorm 1/0,
+        and a zero row for the padding token."""
+        std = self.config.initializer_range
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(module.weight, mean=0.0, std=std)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                nn.init.zeros_(module.bias)
+            if isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        # A second pass: a decoder tied to the word embeddings may have re-drawn the padding row above.
+        for module in self.modules():
+            if isinstance(module, nn.Embedding) and module.padding_idx is not None:
+                with torch.no_grad():
+                    module.weight[module.padding_idx].zero_()
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in {id(p): p for p in self.parameters()}.values())
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike, **kwargs: Any):
+        """Load a local checkpoint (folder, file, HF cache name or packaged name); see ``checkpoints.load``.
+
+        Keyword arguments that are config fields (``num_labels=3``) override the checkpoint's config.
+        The model comes back in ``eval()`` mode with ``model.load_report`` filled in.
+        """
+        return checkpoints.load(cls, name_or_path, **kwargs)
+
+    def save_pretrained(self, directory: str | os.PathLike) -> None:
+        """Write ``config.json`` + ``model.safetensors`` with HF names, which transformers loads unchanged."""
+        checkpoints.save(self, directory)
+
+
+class BertModel(BertPreTrainedModel):
+    """The bare encoder: ids in, one contextual vector per position (and a pooled one) out."""
+
+    def __init__(self, config: BertConfig, add_pooling_layer: bool = True):
+        super().__init__(config)
+        self.embeddings = Embeddings(config)
+        self.layers = nn.ModuleList(EncoderBlock(config) for _ in range(config.num_hidden_layers))
+        self.pooler = Pooler(config) if add_pooling_layer else None
+        self.init_weights()
+
+    def forward(self, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
+                token_type_ids: Optional[Tensor] = None, position_ids: Optional[Tensor] = None,
+                output_attentions: bool = False, output_hidden_states: bool = False,
+                return_dict: Optional[bool] = None) -> BaseModelOutput:
+        input_ids, mask, token_type_ids, position_ids = check_inputs(
+            self.config, input_ids, attention_mask, token_type_ids, position_ids)
+        hidden = self.embeddings(input_ids, token_type_ids, position_ids)  # (b, t, c)
+
+        # Padding keys get a large negative score in every head and every query row.
+        bias = None if mask is None else mask_to_bias(mask[:, None, None, :], hidden.dtype)  # (b, 1, 1, s)
+
+        all_hidden = [hidden] if output_hidden_states else None
+        all_probs = [] if output_attentions else None
+        for layer in self.layers:
+            hidden, probs = layer(hidden, bias, need_weights=output_attentions)
+            if output_hidden_states:
+                all_hidden.append(hidden)
+            if output_attentions:
+                all_probs.append(probs)
+
+        out = BaseModelOutput(
+            last_hidden_state=hidden,
+            pooler_output=self.pooler(hidden) if self.pooler is not None else None,
+            hidden_states=tuple(all_hidden) if output_hidden_states else None,
+            attentions=tuple(all_probs) if output_attentions else None,
+        )
+        return out.to_tuple() if return_dict is False else out
