@@ -389,6 +389,13 @@ def _parse_entry(name: str, value: bytes, where: str) -> TensorEntry:
         raise _error(where, f"negative byte range (offset {entry.offset}, size {entry.size})")
     if entry.shard_id < 0:
         raise _error(where, f"negative shard id {entry.shard_id}")
+    if entry.dtype in _DTYPES and entry.dtype != _DT_STRING:
+        # Fixed-width data: shape and byte count must agree before we trust either.
+        dtype_name, np_dtype = _DTYPES[entry.dtype]
+        needed = math.prod(entry.shape) * np_dtype.itemsize
+        if needed != entry.size:
+            raise _error(where, f"{dtype_name} tensor of shape {list(entry.shape)} needs {needed} bytes, "
+                                f"the index says {entry.size}")
     return entry
 
 
@@ -593,10 +600,7 @@ def _decode_tensor(entry: TensorEntry, raw: bytearray, big_endian: bool, where: 
     if entry.dtype not in _DTYPES:
         raise _error(where, f"unknown dtype enum {entry.dtype}", _DTYPE_HINT)
     dtype_name, np_dtype = _DTYPES[entry.dtype]
-    count = math.prod(entry.shape)
-    if count * np_dtype.itemsize != entry.size:
-        raise _error(where, f"{dtype_name} tensor of shape {list(entry.shape)} needs "
-                            f"{count * np_dtype.itemsize} bytes, the index says {entry.size}")
+    count = math.prod(entry.shape)  # matches entry.size: checked when the index was parsed
     stored = np_dtype.newbyteorder(">" if big_endian else "<")
     array = np.frombuffer(raw, dtype=stored, count=count).reshape(entry.shape)
     if dtype_name == "bool":
