@@ -542,7 +542,9 @@ def _resolve_prefix(path) -> str:
         if len(found) == 1:
             return found[0][: -len(".index")]
         if not found:
-            raise CheckpointNotFoundError(f"{path}: no TensorFlow checkpoint (*.ckpt.index) in this folder.")
+            raise CheckpointNotFoundError(f"{path}: no TensorFlow checkpoint (*.ckpt.index) in this folder; "
+                                          f"point at the folder that holds bert_model.ckpt.index, or pass "
+                                          f"the checkpoint prefix itself.")
         names = ", ".join(os.path.basename(p) for p in found)
         raise CheckpointError(f"{path}: several TensorFlow checkpoints in this folder ({names}); "
                               f"pass the one you want as a prefix, e.g. {found[0][:-len('.index')]}")
@@ -611,12 +613,42 @@ def _decode_tensor(entry: TensorEntry, raw: bytearray, big_endian: bool, where: 
     return array.astype(np_dtype, copy=True)  # native order, writable, owns its memory
 
 
-def read_tf_checkpoint(path, *, verify_checksums: bool = True) -> Dict[str, np.ndarray]:
+def _decode_strings(entry: TensorEntry, raw: bytearray, verify: bool, where: str) -> np.ndarray:
+    """A string tensor: every element's length (varint), a masked CRC-32C of those lengths, the bytes.
+
+    Both checksums hash each length as a 4-byte little-endian integer (not as the varint stored);
+    the entry's checksum then continues over the stored length checksum and the string bytes.
+    """
+    count = math.prod(entry.shape)
+    if count > len(raw):  # every element needs at least one length byte
+        raise _error(where, f"{count} strings cannot fit in {len(raw)} bytes", _DATA_HINT)
+    cur = _Cursor(bytes(raw), where)
+    lengths = [cur.varint("string length", bits=32) for _ in range(count)]
+    length_crc_bytes = cur.take(4, "checksum of the string lengths")
+    strings = [cur.take(n, "string bytes") for n in lengths]
+    if not cur.at_end():
+        raise _error(where, f"{entry.size - cur.pos} unexpected bytes after the last string", _DATA_HINT)
+    if verify:
+        length_crc = crc32c(b"".join(struct.pack("<I", n) for n in lengths))
+        if _unmask_crc(struct.unpack("<I", length_crc_bytes)[0]) != length_crc:
+            raise _error(where, "checksum mismatch in the string lengths", _DATA_HINT)
+        total = crc32c(b"".join(strings), crc32c(length_crc_bytes, length_crc))
+        if total != _unmask_crc(entry.masked_crc32c):
+            raise _error(where, f"checksum mismatch (index says crc32c {_unmask_crc(entry.masked_crc32c):#010x}, "
+                                f"data has {total:#010x})", _DATA_HINT)
+    array = np.empty(count, dtype=object)
+    array[:] = strings
+    return array.reshape(entry.shape)
+
+
+def read_tf_checkpoint(path, *, verify_checksums: bool = True,
+                       include_strings: bool = False) -> Dict[str, np.ndarray]:
     """Read every variable of a TensorFlow checkpoint, by its TensorFlow name, as numpy arrays.
 
     ``path`` is the prefix (``.../bert_model.ckpt``), its ``.index`` file, or a folder holding exactly
     one ``*.ckpt.index``. bfloat16 tensors come back as float32 (exactly: bfloat16 is a truncated
-    float32); string tensors (never model weights) are skipped. Each tensor's CRC-32C is checked
+    float32). String tensors (never model weights) are skipped unless ``include_strings`` is True,
+    which returns them as numpy object arrays of ``bytes``. Each tensor's CRC-32C is checked
     against the index unless ``verify_checksums`` is False.
     """
     prefix = _resolve_prefix(path)
@@ -625,7 +657,7 @@ def read_tf_checkpoint(path, *, verify_checksums: bool = True) -> Dict[str, np.n
 
     by_shard: Dict[int, List[TensorEntry]] = {}
     for entry in entries.values():
-        if entry.dtype == _DT_STRING:
+        if entry.dtype == _DT_STRING and not include_strings:
             continue
         if entry.partitioned:
             raise CheckpointError(f"{index_path}: variable {entry.name!r} is partitioned into slices, "
@@ -654,6 +686,9 @@ def read_tf_checkpoint(path, *, verify_checksums: bool = True) -> Dict[str, np.n
                 raw = bytearray(entry.size)
                 if f.readinto(raw) != entry.size:
                     raise _error(where, "short read", _DATA_HINT)
+                if entry.dtype == _DT_STRING:
+                    tensors[entry.name] = _decode_strings(entry, raw, verify_checksums, where)
+                    continue
                 if verify_checksums:
                     actual = crc32c(raw)
                     if actual != _unmask_crc(entry.masked_crc32c):

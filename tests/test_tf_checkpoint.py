@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import shutil
 import struct
 import subprocess
@@ -107,6 +106,22 @@ def test_dtypes_come_back_as_numpy_types():
     assert t["odd/scalar"].shape == () and float(t["odd/scalar"]) == 3.25
     assert t["odd/empty"].shape == (0, 3)
     assert "odd/string" not in t
+
+
+def test_string_tensors_on_request(tmp_path):
+    strings = read_tf_checkpoint(DTYPES, include_strings=True)["odd/string"]
+    assert strings.dtype == object and strings.tolist() == [b"hello", b"", b"world!"]
+    folder = tmp_path / "d"
+    shutil.copytree(DTYPES, folder)
+    _, entries = read_tf_index(folder)
+    data = folder / "model.ckpt.data-00000-of-00001"
+    patch(data, entries["odd/string"].offset + entries["odd/string"].size - 1, xor=1)   # in "world!"
+    read_tf_checkpoint(folder)                                  # skipped by default: not even read
+    with pytest.raises(CheckpointError, match="'odd/string'.*checksum mismatch"):
+        read_tf_checkpoint(folder, include_strings=True)
+    patch(data, entries["odd/string"].offset, xor=1)            # a length: 5 -> 4
+    with pytest.raises(CheckpointError, match="'odd/string'"):
+        read_tf_checkpoint(folder, include_strings=True)
 
 
 def test_index_header_and_shards():
@@ -566,3 +581,15 @@ def test_fuzz_block_contents_only_checkpoint_errors(tmp_path_factory, contents, 
         read_tf_index(folder / "m.ckpt")
     except CheckpointError:
         pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(raw=st.binary(max_size=30), count=st.integers(0, 6), verify=st.booleans())
+def test_fuzz_string_payload_only_checkpoint_errors(raw, count, verify):
+    entry = tfc.TensorEntry(name="s", dtype=7, shape=(count,), shard_id=0, offset=0, size=len(raw),
+                            masked_crc32c=0, partitioned=False)
+    try:
+        out = tfc._decode_strings(entry, bytearray(raw), verify, "fuzz")
+    except CheckpointError:
+        return
+    assert out.shape == (count,)
