@@ -1,0 +1,237 @@
+"""Pretrain a BERT from scratch: vocabulary, data, model, training loop, report.
+
+    python -m minibert.pretrain pydoc --out-dir runs/pydoc-bert --steps 2000
+    torchrun --nproc_per_node=2 -m minibert.pretrain corpus/ --out-dir runs/bert   # DDP, one shard per rank
+
+Steps, all in ``main``:
+
+1. The output folder is checked first (a TrainingError naming it if it cannot be written).
+2. The vocabulary: ``--vocab`` (a vocab.txt or a tokenizer folder), or one trained on the training
+   documents by rank 0 (``minibert.vocab``); either way it is written to the output folder.
+3. Data: every ``--heldout-every``-th document is held out; a fixed evaluation set is drawn from
+   those, and each rank streams its shard of the others (``minibert.pretraining_data``).
+4. The model, ``BertForPreTraining``, initialised from ``--seed``, trained by ``minibert.trainer``.
+5. The report: held-out MLM loss and accuracy and NSP accuracy before and after training, next to
+   the frequency baseline (always predicting the token most often masked in the training data).
+   It is printed and written to ``results.json``; the model is saved with ``save_pretrained``, the
+   tokenizer next to it, so the output folder loads with ``from_pretrained`` like any checkpoint.
+
+``--resume`` continues from the output folder's checkpoint when there is one (exactly: the resumed
+run's losses equal those of a run that never stopped), and starts fresh otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
+
+import torch
+import torch.distributed as dist
+
+from .config import BertConfig
+from .errors import ConfigError
+from .heads import BertForPreTraining
+from .pretraining_data import PretrainingStream, document_factory, split_documents
+from .trainer import (Trainer, TrainConfig, _raise_if_any, check_output_dir, cleanup_distributed,
+                      init_distributed, read_metrics)
+
+
+def build_parser(parser: Optional[argparse.ArgumentParser] = None) -> argparse.ArgumentParser:
+    """The pretraining options (fills ``parser`` when given, e.g. a sub-command's)."""
+    if parser is None:
+        parser = argparse.ArgumentParser(prog="python -m minibert.pretrain",
+                                         description="Pretrain a BERT from scratch (masked LM + next sentence).")
+    parser.add_argument("corpus", help="a text file (one sentence per line, blank line between documents), "
+                                       "a folder of .txt files, or 'pydoc' for the pydoc_data.topics corpus")
+    parser.add_argument("--out-dir", default="runs/pretrain", help="checkpoints, logs, final model (default: %(default)s)")
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out-dir, if any")
+
+    vocab = parser.add_argument_group("vocabulary")
+    vocab.add_argument("--vocab", help="an existing vocab.txt or tokenizer folder (default: train one)")
+    vocab.add_argument("--vocab-size", type=int, default=8000, help="size of a trained vocabulary")
+    vocab.add_argument("--min-frequency", type=int, default=2, help="least pair count to merge when training it")
+    vocab.add_argument("--cased", action="store_true", help="keep case and accents (default: lower-case)")
+
+    model = parser.add_argument_group("model")
+    model.add_argument("--hidden-size", type=int, default=128)
+    model.add_argument("--num-layers", type=int, default=2)
+    model.add_argument("--num-heads", type=int, default=2)
+    model.add_argument("--intermediate-size", type=int, default=512)
+    model.add_argument("--max-seq-length", type=int, default=128, help="tokens per example, specials included")
+    model.add_argument("--dropout", type=float, default=0.1, help="hidden and attention dropout")
+
+    data = parser.add_argument_group("data")
+    data.add_argument("--short-seq-prob", type=float, default=0.1, help="share of examples with a shorter target length")
+    data.add_argument("--masked-lm-prob", type=float, default=0.15)
+    data.add_argument("--max-predictions", type=int, default=20, help="masked tokens per example, at most")
+    data.add_argument("--whole-word-mask", action="store_true", help="mask whole words (a word and its ## pieces)")
+    data.add_argument("--heldout-every", type=int, default=10, help="every N-th document is held out for evaluation")
+    data.add_argument("--eval-examples", type=int, default=512, help="size of the fixed held-out evaluation set")
+    data.add_argument("--buffer-documents", type=int, default=1000,
+                      help="documents per chunk (random NSP partners come from the same chunk)")
+    data.add_argument("--cache-tokens", choices=("auto", "yes", "no"), default="auto",
+                      help="keep tokenised documents in memory after the first epoch (auto: corpora under 100 MB)")
+
+    train = parser.add_argument_group("training")
+    train.add_argument("--steps", type=int, default=1000, help="optimiser updates")
+    train.add_argument("--batch-size", type=int, default=32, help="examples per micro-batch per process")
+    train.add_argument("--grad-accum", type=int, default=1, help="micro-batches per update")
+    train.add_argument("--lr", type=float, default=5e-4, help="peak learning rate")
+    train.add_argument("--warmup", type=int, default=100, help="warm-up steps")
+    train.add_argument("--weight-decay", type=float, default=0.01)
+    train.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient clipping (0: off)")
+    train.add_argument("--bf16", action="store_true", help="bf16 autocast")
+    train.add_argument("--no-fused-adamw", action="store_true", help="use torch's default AdamW kernel")
+    train.add_argument("--eval-every", type=int, default=0, help="steps between evaluations (0: end only)")
+    train.add_argument("--save-every", type=int, default=0, help="steps between checkpoints (0: end only)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--threads", type=int, default=0,
+                       help="torch CPU threads per process (0: torch's default; 1 is best on a busy machine)")
+    train.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda:LOCAL_RANK if available, else cpu)")
+    train.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                       help="progress bar (default: when stderr is a terminal)")
+    return parser
+
+
+def _cache_tokens(choice: str, corpus: str) -> bool:
+    if choice != "auto":
+        return choice == "yes"
+    if corpus == "pydoc":
+        return True
+    path = Path(corpus)
+    files = [path] if path.is_file() else list(path.rglob("*.txt"))
+    return sum(f.stat().st_size for f in files) < 100 * 2**20
+
+
+def _prepare_vocab(args: argparse.Namespace, out_dir: Path, is_main: bool) -> None:
+    """Rank 0 puts vocab.txt and tokenizer_config.json into ``out_dir``."""
+    from .tokenizer import BertTokenizer
+    from .vocab import save_vocab, train_wordpiece
+
+    if not is_main:
+        return
+    if args.vocab:
+        BertTokenizer.from_pretrained(args.vocab, do_lower_case=not args.cased).save_pretrained(out_dir)
+    elif args.resume and (out_dir / "vocab.txt").is_file():
+        return  # the run's own vocabulary, trained when it started
+    else:
+        documents = split_documents(document_factory(args.corpus)(), "train", args.heldout_every)
+        texts = (sentence for _, document in documents for sentence in document)
+        tokens = train_wordpiece(texts, args.vocab_size, args.min_frequency, lowercase=not args.cased)
+        save_vocab(tokens, out_dir, do_lower_case=not args.cased)
+        print(f"trained a WordPiece vocabulary of {len(tokens)} tokens -> {out_dir / 'vocab.txt'}")
+
+
+def frequency_baseline(train_labels: Counter, eval_batches: Sequence[dict[str, torch.Tensor]]) -> dict[str, Any]:
+    """Accuracy of always predicting the token most often masked in the training data."""
+    token_id, _ = train_labels.most_common(1)[0]
+    targets = torch.cat([b["labels"][b["labels"] != -100] for b in eval_batches])  # (n,)
+    return {"token_id": int(token_id), "mlm_accuracy": float((targets == token_id).float().mean())}
+
+
+def _fmt(metrics: dict[str, float]) -> str:
+    return (f"MLM loss {metrics['mlm_loss']:.3f}  MLM acc {metrics['mlm_accuracy']:.3f}  "
+            f"NSP loss {metrics['nsp_loss']:.3f}  NSP acc {metrics['nsp_accuracy']:.3f}")
+
+
+def main(argv: Union[Sequence[str], argparse.Namespace, None] = None) -> int:
+    args = argv if isinstance(argv, argparse.Namespace) else build_parser().parse_args(argv)
+    if args.heldout_every < 2:
+        raise ConfigError(f"--heldout-every must be at least 2 (a held-out set is needed), got {args.heldout_every}")
+    if args.eval_examples < 1:
+        raise ConfigError(f"--eval-examples must be positive, got {args.eval_examples}")
+    if args.threads < 0:
+        raise ConfigError(f"--threads must be >= 0, got {args.threads}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    context = init_distributed(args.device)
+    try:
+        out_dir = Path(args.out_dir)
+        _raise_if_any(context, check_output_dir(out_dir, 0) if context.is_main else None)
+        _prepare_vocab(args, out_dir, context.is_main)
+        if context.distributed:
+            dist.barrier()
+        from .tokenizer import BertTokenizer
+
+        tokenizer = BertTokenizer.from_pretrained(out_dir)
+
+        stream_options = dict(batch_size=args.batch_size, max_seq_length=args.max_seq_length,
+                              short_seq_prob=args.short_seq_prob, masked_lm_prob=args.masked_lm_prob,
+                              max_predictions_per_seq=args.max_predictions, whole_word_mask=args.whole_word_mask,
+                              buffer_documents=args.buffer_documents, heldout_every=args.heldout_every)
+        corpus = document_factory(args.corpus)
+        train_stream = PretrainingStream(corpus, tokenizer, split="train", seed=args.seed, rank=context.rank,
+                                         world_size=context.world_size,
+                                         cache_tokens=_cache_tokens(args.cache_tokens, args.corpus), **stream_options)
+        eval_batches = PretrainingStream(corpus, tokenizer, split="eval", seed=args.seed + 1,
+                                         **stream_options).take(args.eval_examples)
+        # What the frequency baseline predicts: the most common masked token of some training examples.
+        sample = PretrainingStream(corpus, tokenizer, split="train", seed=args.seed + 2, **stream_options)
+        train_labels = Counter(label for batch in sample.take(4 * args.eval_examples)
+                               for label in batch["labels"][batch["labels"] != -100].tolist())
+
+        config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=args.hidden_size,
+                            num_hidden_layers=args.num_layers, num_attention_heads=args.num_heads,
+                            intermediate_size=args.intermediate_size, max_position_embeddings=args.max_seq_length,
+                            hidden_dropout_prob=args.dropout, attention_probs_dropout_prob=args.dropout,
+                            pad_token_id=tokenizer.pad_token_id)
+        torch.manual_seed(args.seed)
+        model = BertForPreTraining(config)
+        train_config = TrainConfig(
+            out_dir=str(out_dir), total_steps=args.steps, batch_size=args.batch_size, grad_accum_steps=args.grad_accum,
+            learning_rate=args.lr, warmup_steps=args.warmup, weight_decay=args.weight_decay,
+            max_grad_norm=args.max_grad_norm, bf16=args.bf16, fused_adamw=not args.no_fused_adamw,
+            eval_every=args.eval_every, save_every=args.save_every, seed=args.seed, progress=args.progress)
+        trainer = Trainer(model, train_config, train_stream, eval_batches, context)
+
+        resumed = trainer.resume() if args.resume else False
+        start = None
+        if resumed:
+            start = next((r for r in read_metrics(trainer.metrics_path)
+                          if r.get("kind") == "eval" and r["step"] == 0), None)
+            if context.is_main:
+                print(f"resumed from {trainer.checkpoint_path} at step {trainer.step}")
+        else:
+            start = trainer.evaluate()
+            trainer.log({"kind": "eval", "step": 0, **start})
+        if context.is_main:
+            n_params = model.num_parameters()
+            print(f"model: {n_params / 1e6:.2f}M parameters, vocabulary {config.vocab_size}; "
+                  f"{context.world_size} process(es) on {context.device}, "
+                  f"fused AdamW: {bool(trainer.optimizer.defaults.get('fused'))}")
+        train_started = time.perf_counter()
+        trainer.train()
+        train_seconds = time.perf_counter() - train_started
+        end = trainer.evaluate()
+
+        if context.is_main:
+            baseline = frequency_baseline(train_labels, eval_batches)
+            baseline["token"] = tokenizer.convert_ids_to_tokens(baseline["token_id"])
+            model.save_pretrained(out_dir)
+            tokenizer.save_pretrained(out_dir)
+            results = {"start": start, "end": end, "frequency_baseline": baseline, "steps": trainer.step,
+                       "train_seconds_this_run": train_seconds, "wall_seconds_this_run": time.perf_counter() - started,
+                       "world_size": context.world_size, "parameters": model.num_parameters(),
+                       "vocab_size": config.vocab_size, "args": {k: v for k, v in vars(args).items()
+                                                                  if isinstance(v, (str, int, float, bool, type(None)))}}
+            (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+            print(f"held-out evaluation ({end['masked_tokens']} masked tokens, {end['examples']} pairs):")
+            if start is not None:
+                print(f"  start (step 0):     {_fmt(start)}")
+            print(f"  end (step {trainer.step}):{' ' * max(1, 9 - len(str(trainer.step)))}{_fmt(end)}")
+            print(f"  frequency baseline: MLM acc {baseline['mlm_accuracy']:.3f} "
+                  f"(always {baseline['token']!r}); NSP baseline 0.5")
+            print(f"training took {train_seconds:.0f} s; total {time.perf_counter() - started:.0f} s; "
+                  f"model, tokenizer, metrics.jsonl, loss_curve.png and results.json in {out_dir}")
+        return 0
+    finally:
+        cleanup_distributed()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
