@@ -218,8 +218,8 @@ def _delegate(module_name: str) -> tuple[Callable, Callable]:
     def add(parser: argparse.ArgumentParser) -> None:
         load().build_parser(parser)
 
-    def run(args: argparse.Namespace) -> None:
-        load().main(args)
+    def run(args: argparse.Namespace) -> Any:
+        return load().main(args)
 
     return add, run
 
@@ -264,7 +264,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         parser = build_parser(command)
         args = parser.parse_args(argv)
-        COMMANDS[args.command][2](args)
+        result = COMMANDS[args.command][2](args)
     except SystemExit as exit_:  # argparse (help, version, usage errors) and sys.exit in subcommands
         return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
     except KeyboardInterrupt:
@@ -276,7 +276,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         message = " ".join(str(exc).split()) or type(exc).__name__
         print(f"minibert: error: {message}", file=sys.stderr)
         return 1
-    return 0
+    # Delegated mains may return an exit code; anything else (None, a summary dict) means success.
+    return result if isinstance(result, int) and not isinstance(result, bool) else 0
 
 
 if __name__ == "__main__":
