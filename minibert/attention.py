@@ -37,7 +37,7 @@ def attend(q: Tensor, k: Tensor, v: Tensor, bias: Optional[Tensor] = None,
            dropout_p: float = 0.0) -> tuple[Tensor, Tensor]:
     """The reference computation on (..., t, d) queries and (..., s, d) keys/values, additive bias."""
     d = q.shape[-1]
-    scores = q @ k.transpose(-2, -1) / math.sqrt(d)  # (b, h, t, s)
+    scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(d))  # (b, h, t, s)
     if bias is not None:
         scores = scores + bias
     probs = scores.softmax(dim=-1)  # (b, h, t, s), each row sums to 1

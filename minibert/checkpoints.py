@@ -269,10 +269,10 @@ def load(cls, name_or_path: str | os.PathLike, *, config: Optional[BertConfig] =
         config = BertConfig.from_dict({**config.to_dict(), **overrides})
     state = read_weights(weights)
     model = cls(config)
-    report = load_hf_state(model, state, ignore_mismatched_sizes)
     dtype = _parse_dtype(dtype if dtype is not None else torch_dtype, state)
     if dtype is not None:
-        model.to(dtype)
+        model.to(dtype)  # before loading: float64 weights must not pass through float32
+    report = load_hf_state(model, state, ignore_mismatched_sizes)
     model.eval()  # loading is for inference until the caller says train()
     model.load_report = report
     model.name_or_path = str(name_or_path)

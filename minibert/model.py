@@ -50,7 +50,8 @@ class Embeddings(nn.Module):
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, input_ids: Tensor, token_type_ids: Tensor, position_ids: Tensor) -> Tensor:
-        hidden = self.word(input_ids) + self.position(position_ids) + self.token_type(token_type_ids)  # (b, t, c)
+        # Summed in transformers' order, so float rounding is the same too.
+        hidden = self.word(input_ids) + self.token_type(token_type_ids) + self.position(position_ids)  # (b, t, c)
         return self.dropout(self.norm(hidden))
 
 
