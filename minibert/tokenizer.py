@@ -51,6 +51,8 @@ The slower, per-character path is only taken to compute character offsets
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import os
 import re
@@ -225,7 +227,10 @@ class BasicTokenizer:
         keep = self.never_split if never_split is None else never_split
         if word in keep:
             return [word]
-        return self.normalize_word(word).translate(self._word_table).split()
+        word = self.normalize_word(word)
+        if word in keep:  # the reference checks again after case folding, before splitting
+            return [word]
+        return word.translate(self._word_table).split()
 
     def tokenize(self, text: str, never_split: Optional[Iterable[str]] = None) -> List[str]:
         """Basic tokens of ``text`` (no WordPiece). ``never_split`` adds to the constructor's set."""
@@ -251,8 +256,9 @@ class BasicTokenizer:
         keep = self.never_split | set(never_split) if never_split else self.never_split
         end = len(text) if end is None else end
         out: List[Tuple[str, List[Tuple[int, int]]]] = []
-        for word, positions in self._words_with_positions(text, start, end):
-            out.extend(self._split_word_with_spans(word, positions, keep))
+        with _gc_paused():
+            for word, positions in self._words_with_positions(text, start, end):
+                out.extend(self._split_word_with_spans(word, positions, keep))
         return out
 
     def _words_with_positions(self, text: str, start: int, end: int):
@@ -290,9 +296,11 @@ class BasicTokenizer:
                 return [(word, spans)]
             if self.do_lower_case:
                 word = word.lower()
+            if word in keep:
+                return [(word, spans)]
         else:
             word, spans, kept = self._normalize_with_spans(raw, positions, keep)
-            if kept:  # in never_split once composed: no case folding, no punctuation split
+            if kept or word in keep:  # in never_split: no (further) normalisation, no punctuation split
                 return [(word, spans)]
         # Step 6 on the normalized word, keeping the per-character spans aligned.
         table = self._word_table
@@ -328,7 +336,7 @@ class BasicTokenizer:
         clusters: List[Tuple[str, int, int]] = []  # (text, first position, last position)
         begin = 0
         for k in range(1, len(raw) + 1):
-            if k == len(raw) or self._is_boundary(raw[begin:k], raw[k]):
+            if k == len(raw) or _is_boundary(raw, begin, k):
                 clusters.append((raw[begin:k], positions[begin], positions[k - 1] + 1))
                 begin = k
         composed = [nfc("NFC", c) for c, _, _ in clusters]
@@ -355,26 +363,43 @@ class BasicTokenizer:
                 parts, clusters = [whole], [(raw, clusters[0][1], clusters[-1][2])]
             composed = parts
         out_spans: List[Tuple[int, int]] = []
-        for c, (_, b, e) in zip(composed, clusters):
-            out_spans.extend([(b, e)] * len(c))
+        for c, (original, b, e) in zip(composed, clusters):
+            if c == original and e - b == len(c) and not (self.strips and _has_mark(c)):
+                # Normalisation leaves this cluster alone and deletes nothing inside it (no
+                # control character in between, no accent about to be stripped): each character
+                # keeps its own span.
+                out_spans.extend((p, p + 1) for p in range(b, e))
+            else:
+                out_spans.extend([(b, e)] * len(c))
         return "".join(composed), out_spans, False
 
-    @staticmethod
-    def _is_boundary(before: str, ch: str) -> bool:
-        """Whether NFC of ``before + ch`` is NFC(before) + NFC(ch) for any continuation.
 
-        True when ``ch`` is a starter (canonical combining class 0) whose decomposition also starts
-        with a starter, and which does not compose with the last character of NFC(before). A
-        starter can only ever compose with the character right before it, so that last character
-        is all that needs checking.
-        """
-        if unicodedata.combining(ch):
-            return False
-        decomposed = unicodedata.normalize("NFD", ch)
-        if unicodedata.combining(decomposed[0]):
-            return False
-        last = unicodedata.normalize("NFC", before)[-1:]
-        return unicodedata.normalize("NFC", last + ch) == last + unicodedata.normalize("NFC", ch)
+_PAIR_COMPOSES: dict = {}  # (last character of a composed cluster, next starter) -> do they merge?
+
+
+def _is_boundary(raw: str, begin: int, k: int) -> bool:
+    """Whether NFC can be applied separately to ``raw[begin:k]`` and to what follows from ``k`` on.
+
+    True when ``raw[k]`` is a starter (canonical combining class 0) whose decomposition also starts
+    with a starter, and which does not compose with the last character of NFC(``raw[begin:k]``):
+    a starter can only ever compose with the character right before it, so that character is all
+    that needs checking. An ASCII character is always such a boundary (none composes with what
+    precedes it). The caller double-checks the whole word, so a wrong "True" costs precision only.
+    """
+    ch = raw[k]
+    if ch < "\x80":
+        return True
+    if unicodedata.combining(ch) or unicodedata.combining(unicodedata.normalize("NFD", ch)[0]):
+        return False
+    # Only the tail matters for the last composed character; bound it so a long run of marks
+    # cannot make this quadratic.
+    last = unicodedata.normalize("NFC", raw[max(begin, k - 16) : k])[-1:]
+    key = (last, ch)
+    merges = _PAIR_COMPOSES.get(key)
+    if merges is None:
+        merges = unicodedata.normalize("NFC", last + ch) != last + unicodedata.normalize("NFC", ch)
+        _PAIR_COMPOSES[key] = merges
+    return not merges
 
 
 # ---------------------------------------------------------------------------------------------
@@ -397,6 +422,8 @@ class WordpieceTokenizer:
         self.max_input_chars_per_word = max_input_chars_per_word
         # No vocabulary entry is longer than this, so no longer candidate needs a lookup.
         self.max_piece_chars = max((len(t) for t in vocab), default=0)
+        # Every character that some entry contains: a word with any other character is [UNK].
+        self.vocab_chars = frozenset("".join(vocab))
 
     def split(self, token: str) -> Tuple[str, ...]:
         """The pieces of one basic token (a single word with no whitespace)."""
@@ -406,11 +433,14 @@ class WordpieceTokenizer:
         vocab = self.vocab
         if token in vocab:
             return (token,)
+        if not self.vocab_chars.issuperset(token):
+            # A character that occurs in no vocabulary entry can be covered by no piece.
+            return (self.unk_token,)
         pieces = []
         start = 0
         longest = self.max_piece_chars
         while start < n:
-            end = min(n, start + longest)
+            end = start + longest if start + longest < n else n
             while end > start:
                 piece = token[start:end] if start == 0 else "##" + token[start:end]
                 if piece in vocab:
@@ -740,7 +770,7 @@ class BertTokenizer:
     def _word_entry(self, word: str):
         """Steps 5-7 for one cleaned word: ``(tokens, ids)``, computed and cached on first sight."""
         basic = self.basic_tokenizer
-        basic_tokens = [word] if word in self._never_split else basic.split_word(word, ())
+        basic_tokens = basic.split_word(word, self._never_split)
         split, whole = self.wordpiece_tokenizer.split, basic.never_split
         # As in the reference, a basic token in the user's never_split skips WordPiece, even when
         # it only became that token by lowercasing; special tokens do go through WordPiece (where
@@ -801,12 +831,13 @@ class BertTokenizer:
         _check_text(text, "text")
         out: List[Tuple[str, int, int]] = []
         at = 0
-        for match in list(self._special_re.finditer(text)) + [None]:
-            stop = len(text) if match is None else match.start()
-            self._pieces_with_offsets(text, at, stop, out)
-            if match is not None:
-                out.append((match.group(), match.start(), match.end()))
-                at = match.end()
+        with _gc_paused():
+            for match in list(self._special_re.finditer(text)) + [None]:
+                stop = len(text) if match is None else match.start()
+                self._pieces_with_offsets(text, at, stop, out)
+                if match is not None:
+                    out.append((match.group(), match.start(), match.end()))
+                    at = match.end()
         return out
 
     def _pieces_with_offsets(self, text: str, start: int, stop: int, out: list) -> None:
@@ -1142,6 +1173,27 @@ class BertTokenizer:
             f"do_lower_case={self.do_lower_case}, tokenize_chinese_chars={self.tokenize_chinese_chars}, "
             f"strip_accents={self.strip_accents}, model_max_length={self.model_max_length})"
         )
+
+
+@contextlib.contextmanager
+def _gc_paused():
+    """Pause the cyclic garbage collector while building millions of small tuples.
+
+    The offset path allocates a few tuples per character and none of them form cycles; on a
+    megabyte of text the collector would otherwise rescan the growing heap again and again
+    (about half the run time). It is switched back on only if it was on before.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _has_mark(text: str) -> bool:
+    return any(unicodedata.category(ch) == "Mn" for ch in text)
 
 
 def _is_int(value) -> bool:
