@@ -16,6 +16,8 @@ from .heads import (BertForMaskedLM, BertForMultipleChoice, BertForNextSentenceP
                     BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification)
 from .hub import DEFAULT_CHECKPOINT, resolve
 from .model import BertModel, BertPreTrainedModel
+from .sentence import SentenceEncoder
+from .tokenizer import BasicTokenizer, BatchEncoding, BertTokenizer, WordpieceTokenizer
 
 __version__ = "0.1.0"
 
@@ -23,6 +25,7 @@ __all__ = [
     "BertConfig", "BertModel", "BertPreTrainedModel", "BertForPreTraining", "BertForMaskedLM",
     "BertForNextSentencePrediction", "BertForSequenceClassification", "BertForTokenClassification",
     "BertForQuestionAnswering", "BertForMultipleChoice", "MultiHeadAttention", "scaled_dot_product_attention",
+    "BertTokenizer", "BasicTokenizer", "WordpieceTokenizer", "BatchEncoding", "SentenceEncoder",
     "LoadReport", "DEFAULT_CHECKPOINT", "resolve", "MinibertError", "ConfigError", "InputError",
     "InputTypeError", "CheckpointError", "CheckpointNotFoundError", "TrainingError",
 ]
