@@ -962,7 +962,11 @@ class BertTokenizer:
             )
         limit = max_length
         if limit is None and (pad_mode == "max_length" or trunc_mode is not None):
-            limit = self.model_max_length
+            if self.model_max_length < _NO_LIMIT:
+                limit = self.model_max_length
+            else:  # "no maximum": nothing to pad or truncate to, as in transformers
+                pad_mode = None if pad_mode == "max_length" else pad_mode
+                trunc_mode = None
         if trunc_mode and pad_mode and pad_to_multiple_of and limit is not None and limit % pad_to_multiple_of:
             raise InputError(
                 f"truncation to max_length={limit} and pad_to_multiple_of={pad_to_multiple_of} contradict each "

@@ -572,3 +572,10 @@ def test_vocab_without_special_tokens_is_a_checkpoint_error(tmp_path):
         BertTokenizer(tmp_path / "missing.txt")
     with pytest.raises(InputTypeError, match="vocab_file"):
         BertTokenizer(42)
+
+
+def test_unlimited_model_max_length_pads_and_truncates_nothing(minilm):
+    tok = BertTokenizer.from_pretrained(minilm, model_max_length=int(1e30))
+    ref = BertTokenizerLegacy.from_pretrained(str(minilm), model_max_length=int(1e30))
+    for kwargs in (dict(padding="max_length"), dict(truncation=True), dict(padding="max_length", truncation=True)):
+        assert tok("a b c", **kwargs)["input_ids"] == ref("a b c", **kwargs)["input_ids"] == [101, 1037, 1038, 1039, 102]
