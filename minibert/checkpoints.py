@@ -231,6 +231,10 @@ def load_hf_state(model: torch.nn.Module, hf_state: dict[str, Tensor],
                 "(pass ignore_mismatched_sizes=True to re-initialise it instead)")
         if not tensor.is_floating_point():
             raise CheckpointError(f"checkpoint tensor {names[0]} has dtype {tensor.dtype}, a float is expected")
+        if not bool(torch.isfinite(tensor).all()):
+            # A NaN weight would silently turn every output to NaN; say where it is instead.
+            raise CheckpointError(f"checkpoint tensor {' + '.join(names)} contains NaN or infinite values; "
+                                  "the file is corrupted or the training run diverged")
         new_state[key] = tensor
     report.unexpected = sorted(k for k in hf if k not in used and k != "cls.predictions.decoder.weight")
     model.load_state_dict(new_state, strict=False)
