@@ -192,8 +192,9 @@ def main(argv: Union[Sequence[str], argparse.Namespace, None] = None) -> int:
         resumed = trainer.resume() if args.resume else False
         start = None
         if resumed:
-            start = next((r for r in read_metrics(trainer.metrics_path)
-                          if r.get("kind") == "eval" and r["step"] == 0), None)
+            if context.is_main and trainer.metrics_path.exists():  # the start numbers, logged by the first run
+                start = next((r for r in read_metrics(trainer.metrics_path)
+                              if r.get("kind") == "eval" and r["step"] == 0), None)
             if context.is_main:
                 print(f"resumed from {trainer.checkpoint_path} at step {trainer.step}")
         else:

@@ -53,9 +53,9 @@ def _lines(texts_or_files: Union[TextOrPath, Iterable[TextOrPath]]) -> Iterator[
     for item in texts_or_files:
         if isinstance(item, os.PathLike):
             path = Path(item)
-            files = sorted(path.rglob("*.txt")) if path.is_dir() else [path]
             if not path.exists():
                 raise InputError(f"vocabulary training input {str(path)!r} does not exist")
+            files = sorted(path.rglob("*.txt")) if path.is_dir() else [path]
             for file in files:
                 with open(file, encoding="utf-8", errors="replace") as handle:
                     yield from handle
