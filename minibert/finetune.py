@@ -13,7 +13,8 @@ small learning rate. This module does that end to end, with nothing hidden:
    batch only to its own longest row, which saves a lot of work when lengths vary.
 3. **Optimisation.** AdamW with weight decay on weight matrices only (no decay on biases and
    LayerNorm parameters), a learning rate that rises linearly during warm-up and then falls
-   linearly to zero, and gradient clipping at norm 1.
+   linearly to zero, and gradient clipping at norm 1. The parameter groups and the schedule are
+   ``minibert.trainer``'s, the ones pre-training uses.
 4. **Evaluation each epoch** on the validation rows: loss, accuracy and macro-F1 (the unweighted mean
    of per-class F1, which a classifier cannot game by always answering the majority class). The best
    epoch (by ``--metric``) is saved to ``OUT_DIR/best`` with ``save_pretrained`` plus the tokenizer's
@@ -234,35 +235,21 @@ def evaluate(model: torch.nn.Module, batches: Iterable[dict[str, Tensor]], devic
 
 
 # ------------------------------------------------------------------------------------ optimisation
+def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW over ``minibert.trainer.param_groups``: decay on weight matrices and embeddings only,
+    none on biases and LayerNorm parameters (the same groups pre-training uses)."""
+    from .trainer import param_groups
+
+    return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr)
+
+
 def _optimizer_and_schedule(model: torch.nn.Module, lr: float, weight_decay: float,
                             warmup_steps: int, total_steps: int):
-    """AdamW with decay groups and a linear warm-up/decay schedule, from ``minibert.trainer``
-    when it provides them, else the two small local versions below."""
-    try:
-        from .trainer import build_optimizer, linear_schedule  # type: ignore[attr-defined]
-    except ImportError:
-        build_optimizer, linear_schedule = _local_optimizer, _local_linear_schedule
-    optimizer = build_optimizer(model, lr=lr, weight_decay=weight_decay)
+    """AdamW and the learning-rate schedule: linear warm-up to ``lr``, then linear decay to 0."""
+    from .trainer import linear_schedule
+
+    optimizer = build_optimizer(model, lr, weight_decay)
     return optimizer, linear_schedule(optimizer, warmup_steps, total_steps)
-
-
-def _local_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    # Weight decay shrinks weight matrices; on biases and LayerNorm gains/shifts it only hurts.
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        (no_decay if param.dim() < 2 or "norm" in name.lower() else decay).append(param)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=lr)
-
-
-def _local_linear_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int):
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps          # rises to 1 over the warm-up
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))  # then falls to 0
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 # ------------------------------------------------------------------------------------------- main

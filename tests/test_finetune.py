@@ -16,7 +16,7 @@ import torch
 
 from minibert import BertConfig, BertForSequenceClassification, BertModel
 from minibert.errors import InputError
-from minibert.finetune import (Example, PaddingCollator, _local_optimizer, build_parser, classification_metrics,
+from minibert.finetune import (Example, PaddingCollator, _optimizer_and_schedule, build_parser, classification_metrics,
                                load_examples, main, stratified_split)
 from minibert.tokenizer import BertTokenizer
 
@@ -104,11 +104,19 @@ def test_metrics_accuracy_and_macro_f1():
 def test_no_weight_decay_on_biases_and_layernorm():
     model = BertForSequenceClassification(BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                                                      intermediate_size=64, vocab_size=100))
-    decay_group, no_decay_group = _local_optimizer(model, lr=1e-3, weight_decay=0.1).param_groups
+    optimizer, schedule = _optimizer_and_schedule(model, lr=1e-3, weight_decay=0.1, warmup_steps=2, total_steps=6)
+    decay_group, no_decay_group = optimizer.param_groups
     names = {id(p): n for n, p in model.named_parameters()}
     assert no_decay_group["weight_decay"] == 0.0 and decay_group["weight_decay"] == 0.1
     assert all(names[id(p)].endswith("bias") or "norm" in names[id(p)] for p in no_decay_group["params"])
     assert all(p.dim() == 2 for p in decay_group["params"])
+    # Linear warm-up over 2 steps, then linear decay to 0 at step 6.
+    rates = []
+    for _ in range(6):
+        rates.append(schedule.get_last_lr()[0])
+        optimizer.step()
+        schedule.step()
+    assert rates == pytest.approx([5e-4, 1e-3, 1e-3, 7.5e-4, 5e-4, 2.5e-4])
 
 
 def test_end_to_end_with_pairs_saves_the_best_checkpoint(tmp_path, tiny_checkpoint):
