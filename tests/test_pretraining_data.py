@@ -65,7 +65,7 @@ def test_pydoc_corpus_has_one_document_per_topic():
 token_lists = st.lists(st.integers(0, VOCAB_SIZE - 1), min_size=1, max_size=200)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(ids=token_lists, seed=st.integers(0, 2**32), prob=st.sampled_from([0.15, 0.3, 0.05]),
        max_predictions=st.integers(1, 40), whole_word=st.booleans())
 def test_mask_tokens_invariants(ids, seed, prob, max_predictions, whole_word):
@@ -150,7 +150,7 @@ def corpora(draw):
              for _ in range(draw(st.integers(1, 12)))] for _ in range(n_docs)]
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(documents=corpora(), max_seq_length=st.integers(8, 64), short_seq_prob=st.sampled_from([0.0, 0.1, 1.0]),
        seed=st.integers(0, 10**6))
 def test_segment_pair_invariants(documents, max_seq_length, short_seq_prob, seed):

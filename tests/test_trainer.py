@@ -249,7 +249,7 @@ def run_setup(tmp_path_factory):
     from minibert.vocab import save_vocab, train_wordpiece
 
     root = tmp_path_factory.mktemp("pretrain")
-    documents = pydoc_documents()[:10]
+    documents = pydoc_documents()[:6]
     corpus = root / "corpus.txt"
     corpus.write_text("".join("\n".join(d) + "\n\n" for d in documents), encoding="utf-8")
     save_vocab(train_wordpiece([s for d in documents for s in d], 500), root / "vocab")
