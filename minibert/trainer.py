@@ -55,7 +55,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .checkpoints import _atomic_write
-from .errors import CheckpointError, ConfigError, TrainingError
+from .errors import CheckpointError, ConfigError, InputTypeError, TrainingError
 
 CHECKPOINT_FORMAT = "minibert-pretraining-checkpoint/1"
 
@@ -302,7 +302,7 @@ class Trainer:
                  eval_batches: Optional[Sequence[dict[str, Tensor]]] = None,
                  context: Optional[DistContext] = None):
         if not isinstance(config, TrainConfig):
-            raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+            raise InputTypeError(f"config must be a TrainConfig, got {type(config).__name__}")
         self.config = config
         self.context = context or DistContext()
         self.out_dir = Path(config.out_dir)
