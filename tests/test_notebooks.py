@@ -46,6 +46,7 @@ def test_notebook_in_sync_with_source(source: Path):
     """The committed .ipynb has the cells jupytext makes from the .py, and no outputs."""
     expected = jupytext.read(source)
     committed = nbformat.read(source.with_suffix(".ipynb"), as_version=4)
+    nbformat.validate(committed)  # a valid nbformat 4 document: opens in Jupyter and Colab
     assert _cells(committed) == _cells(expected), (
         f"{source.with_suffix('.ipynb').name} is out of date: run "
         f"`.venv/bin/jupytext --to ipynb examples/notebooks/{source.name}`")

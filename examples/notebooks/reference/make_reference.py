@@ -24,7 +24,7 @@ OUT = Path(__file__).with_name("minilm_reference.json")
 
 # Notebook 03: one sentence, looked at token by token.
 SENTENCE = "The cat sat on the mat because it was tired."
-LAYER, HEAD = 2, 3          # the attention map notebook 03 plots
+LAYER, HEAD = 5, 11         # the attention map notebook 03 plots ("it" attends to "cat")
 N_DIMS = 8                  # how many hidden dimensions per token to store
 
 # Notebook 06: sentences in three topics, two per topic.
