@@ -14,7 +14,7 @@ kernel (``F.scaled_dot_product_attention``), and a test holds the two equal.
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +22,9 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from .errors import InputError, InputTypeError
+
+if TYPE_CHECKING:
+    from .unpad import Unpadding
 
 
 def mask_to_bias(mask: Tensor, dtype: torch.dtype) -> Tensor:
@@ -74,10 +77,26 @@ class MultiHeadAttention(nn.Module):
         self.qkv = nn.Linear(hidden_size, 3 * hidden_size)
         self.out = nn.Linear(hidden_size, hidden_size)
 
-    def forward(self, hidden: Tensor, bias: Optional[Tensor] = None,
-                need_weights: bool = False) -> tuple[Tensor, Optional[Tensor]]:
-        """hidden (b, t, c); bias additive, broadcastable to (b, h, t, t). Returns (b, t, c) and weights."""
-        q, k, v = rearrange(self.qkv(hidden), "b t (three h d) -> three b h t d", three=3, h=self.num_heads)
+    def forward(self, hidden: Tensor, bias: Optional[Tensor] = None, need_weights: bool = False,
+                unpadding: Optional["Unpadding"] = None) -> tuple[Tensor, Optional[Tensor]]:
+        """hidden (b, t, c); bias additive, broadcastable to (b, h, t, t). Returns (b, t, c) and weights.
+
+        With ``unpadding``, hidden is (n, c), the batch's real tokens only, and so is the result (see
+        ``unpad.py``).
+        """
+        qkv = self.qkv(hidden)  # (b, t, 3c), or (n, 3c) unpadded
+        if unpadding is None:
+            context, probs = self.core(qkv, bias, need_weights)  # (b, t, c), (b, h, t, s)
+        else:
+            # k sequences of equal length L attend as one (k, L, 3c) batch with no mask: every key is real.
+            context = torch.cat([self.core(group)[0].flatten(0, 1) for group in unpadding.split(qkv)])  # (n, c)
+            probs = None
+        return self.out(context), probs
+
+    def core(self, qkv: Tensor, bias: Optional[Tensor] = None,
+             need_weights: bool = False) -> tuple[Tensor, Optional[Tensor]]:
+        """Fused projections (b, t, 3c) -> attention output (b, t, c), and the weights if asked for."""
+        q, k, v = rearrange(qkv, "b t (three h d) -> three b h t d", three=3, h=self.num_heads)
         dropout_p = self.dropout if self.training else 0.0
         if need_weights:
             context, probs = attend(q, k, v, bias, dropout_p)  # (b, h, t, d), (b, h, t, s)
@@ -85,5 +104,4 @@ class MultiHeadAttention(nn.Module):
             # Same maths, PyTorch's fused kernel; weights are never materialised for the caller.
             context = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p)
             probs = None
-        context = rearrange(context, "b h t d -> b t (h d)")  # (b, t, c)
-        return self.out(context), probs
+        return rearrange(context, "b h t d -> b t (h d)"), probs  # (b, t, c)

@@ -24,8 +24,10 @@ from torch import Tensor, nn
 from . import checkpoints
 from .attention import MultiHeadAttention, mask_to_bias
 from .config import BertConfig
+from .errors import InputError
 from .inputs import check_inputs
 from .outputs import BaseModelOutput
+from .unpad import Unpadding
 
 
 def activation(name: str) -> nn.Module:
@@ -76,9 +78,10 @@ class EncoderBlock(nn.Module):
         self.ffn_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, hidden: Tensor, bias: Optional[Tensor] = None,
-                need_weights: bool = False) -> tuple[Tensor, Optional[Tensor]]:
-        attended, probs = self.attn(hidden, bias, need_weights)              # (b, t, c), (b, h, t, t)
+    def forward(self, hidden: Tensor, bias: Optional[Tensor] = None, need_weights: bool = False,
+                unpadding: Optional[Unpadding] = None) -> tuple[Tensor, Optional[Tensor]]:
+        # hidden is (b, t, c), or (n, c) when unpadded: everything but attention is per position.
+        attended, probs = self.attn(hidden, bias, need_weights, unpadding)   # (b, t, c), (b, h, t, t)
         hidden = self.attn_norm(hidden + self.dropout(attended))             # post-LN: norm after the residual
         hidden = self.ffn_norm(hidden + self.dropout(self.ffn(hidden)))      # (b, t, c)
         return hidden, probs
@@ -148,35 +151,74 @@ class BertPreTrainedModel(nn.Module):
         checkpoints.save(self, directory)
 
 
+def plan_padding(mask: Optional[Tensor], unpad: Optional[bool], output_attentions: bool,
+                 output_hidden_states: bool) -> tuple[Optional[Tensor], Optional[Unpadding]]:
+    """The one place that decides how padding is handled. Returns (mask, unpadding), at most one set.
+
+    * no padding at all: no mask, so attention adds no bias (and SDPA may take its unmasked kernel);
+    * unpadded (``unpad.py``): the blocks run on real tokens only; padded positions of the outputs are
+      zeros instead of the reference's values, which nothing downstream reads;
+    * otherwise the reference: the padded grid, padding keys blocked by an additive bias.
+
+    ``unpad=None`` unpads only where no caller can see the difference: without autograd (inference),
+    no per-layer outputs asked for, and every sequence's first token real (the pooler reads position 0).
+    ``unpad=True`` also unpads in training (gradients through real tokens are the same: no real token
+    ever attends to a padded one); ``unpad=False`` keeps the reference path.
+    """
+    if mask is None or bool(mask.all()):
+        return None, None
+    if unpad is None:
+        unpad = (not torch.is_grad_enabled() and not output_attentions and not output_hidden_states
+                 and bool(mask[:, 0].all()))
+    if not unpad:
+        return mask, None
+    if output_attentions:
+        raise InputError("unpad=True cannot return attention weights (they would cover real tokens only); "
+                         "pass unpad=False with output_attentions=True")
+    return None, Unpadding.from_mask(mask)
+
+
 class BertModel(BertPreTrainedModel):
-    """The bare encoder: ids in, one contextual vector per position (and a pooled one) out."""
+    """The bare encoder: ids in, one contextual vector per position (and a pooled one) out.
+
+    ``unpad`` (an attribute, overridden per call by ``forward(unpad=...)``): None picks the unpadded
+    fast path automatically, True/False force it on/off; see ``plan_padding``.
+    """
 
     def __init__(self, config: BertConfig, add_pooling_layer: bool = True):
         super().__init__(config)
         self.embeddings = Embeddings(config)
         self.layers = nn.ModuleList(EncoderBlock(config) for _ in range(config.num_hidden_layers))
         self.pooler = Pooler(config) if add_pooling_layer else None
+        self.unpad: Optional[bool] = None
         self.init_weights()
 
     def forward(self, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
                 token_type_ids: Optional[Tensor] = None, position_ids: Optional[Tensor] = None,
                 output_attentions: bool = False, output_hidden_states: bool = False,
-                return_dict: Optional[bool] = None) -> BaseModelOutput:
+                return_dict: Optional[bool] = None, unpad: Optional[bool] = None) -> BaseModelOutput:
         input_ids, mask, token_type_ids, position_ids = check_inputs(
             self.config, input_ids, attention_mask, token_type_ids, position_ids)
         hidden = self.embeddings(input_ids, token_type_ids, position_ids)  # (b, t, c)
 
+        mask, unpadding = plan_padding(mask, self.unpad if unpad is None else unpad,
+                                       output_attentions, output_hidden_states)
         # Padding keys get a large negative score in every head and every query row.
         bias = None if mask is None else mask_to_bias(mask[:, None, None, :], hidden.dtype)  # (b, 1, 1, s)
+        if unpadding is not None:
+            hidden = unpadding.gather(hidden)  # (n, c): real tokens only, until the end
 
-        all_hidden = [hidden] if output_hidden_states else None
+        # Back to (b, t, c) for the caller; padded positions are zeros when unpadded.
+        to_batch = unpadding.scatter if unpadding is not None else (lambda x: x)
+        all_hidden = [to_batch(hidden)] if output_hidden_states else None
         all_probs = [] if output_attentions else None
         for layer in self.layers:
-            hidden, probs = layer(hidden, bias, need_weights=output_attentions)
+            hidden, probs = layer(hidden, bias, output_attentions, unpadding)
             if output_hidden_states:
-                all_hidden.append(hidden)
+                all_hidden.append(to_batch(hidden))
             if output_attentions:
                 all_probs.append(probs)
+        hidden = to_batch(hidden)  # (b, t, c)
 
         out = BaseModelOutput(
             last_hidden_state=hidden,
