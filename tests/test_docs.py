@@ -9,7 +9,8 @@ docs/results/):
 * ``Class.attribute`` in backticks where ``Class`` is exported by ``minibert`` or one of its modules
   — a class attribute or method, or an attribute the class assigns (``self.attribute = ...``);
 * repository paths such as ``minibert/model.py``, ``examples/notebooks/...``, ``tests/...py`` — the file
-  exists; ``tests/x.py::test_name`` also names a test function in that file.
+  exists and git does not ignore it (so CI's fresh clone has it too); ``tests/x.py::test_name`` also
+  names a test function in that file.
 """
 
 from __future__ import annotations
@@ -48,6 +49,12 @@ def _resolve(dotted: str) -> object:
             obj = getattr(obj, name)  # AttributeError names the missing piece
         return obj
     raise ImportError(dotted)
+
+
+def _ignored_by_git(path: str) -> bool:
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        return False
+    return subprocess.run(["git", "check-ignore", "-q", path], cwd=ROOT).returncode == 0
 
 
 def _exported_classes() -> dict[str, type]:
@@ -90,6 +97,8 @@ def test_code_references_resolve(page: Path):
         file = ROOT / path
         if not file.is_file():
             problems.append(f"{path}: no such file")
+        elif _ignored_by_git(path):
+            problems.append(f"{path}: ignored by git, so a fresh clone (CI) does not have it")
         elif test_name and not re.search(rf"^\s*(?:async\s+)?def {test_name}\(", file.read_text(encoding="utf-8"),
                                          re.MULTILINE):
             problems.append(f"{path}::{test_name}: no such test")
@@ -109,6 +118,8 @@ def test_reference_checker_catches_mistakes():
         _resolve("minibertx.model")
     assert DOTTED.findall("see `minibert.model.BertModel`.") == ["minibert.model.BertModel"]
     assert PATH.findall("in `tests/test_docs.py::test_docs_build`") == [("tests/test_docs.py", "test_docs_build")]
+    if shutil.which("git") is not None and (ROOT / ".git").exists():
+        assert _ignored_by_git("site/index.html") and not _ignored_by_git("minibert/model.py")
     classes = _exported_classes()
     assert _has_attribute(classes["MultiHeadAttention"], "qkv")          # assigned in __init__
     assert _has_attribute(classes["BertModel"], "from_pretrained")       # inherited method

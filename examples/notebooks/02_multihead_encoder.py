@@ -183,8 +183,8 @@ print("real positions ignore what sits in the padding")
 #
 # * **Post-LN** (BERT): every layer's output is normalised, so the hidden vectors that leave each
 #   layer have mean 0 and variance 1 per position (before $\gamma$, $\beta$). Gradients reaching the
-#   lower layers pass through every LayerNorm on the way; deep post-LN stacks need learning-rate
-#   warm-up to train stably, which is why BERT's recipe has one.
+#   lower layers pass through every LayerNorm on the way, and deep post-LN stacks are known to need
+#   learning-rate warm-up to train stably; BERT's recipe has one (10,000 steps).
 # * **Pre-LN**: the residual stream $x$ is never normalised. Each layer adds its output to it, so its
 #   size grows with depth, and there is an identity path from the loss to every layer. Deep models
 #   train with less warm-up; a final LayerNorm is added after the last layer.

@@ -272,9 +272,9 @@ plt.show()
 # %% [markdown]
 # ## Fill-mask after training
 #
-# After a few minutes' worth of CPU the model has learned mostly which pieces are frequent and a
-# little about which short words fit where; its predictions are far from BERT's, but the probability
-# it gives to the right answer has gone up, and so has its held-out MLM likelihood.
+# After 200 small steps the model has learned mostly which pieces are frequent (its top guesses are
+# the same common pieces for every sentence); its predictions are far from BERT's, but the
+# probability it gives to the right answer has gone up, and so has its held-out MLM likelihood.
 
 # %%
 after = {s: fill_mask(model, s, w) for s, w in zip(PROBES, PROBE_WORDS)}
