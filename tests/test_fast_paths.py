@@ -1,0 +1,187 @@
+"""The fast paths equal the readable reference path they sit beside.
+
+* SDPA (used when no one asks for the weights) equals ``attend``, with and without padding;
+* unpadding (``minibert/unpad.py``) equals the padded path on every real token and on the pooled
+  output, forward and backward: float64 to 1e-10, float32 to 1e-5; padded positions come back as zeros;
+* ``plan_padding`` picks the unpadded path only where the caller cannot see the difference;
+* bf16 stays within a loose bound of float32; fully padded rows stay finite in every float type;
+* ``torch.compile(model)`` gives eager's outputs.
+
+No test here times anything; speed is the benchmarks' business.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import minibert
+from minibert.attention import MultiHeadAttention, mask_to_bias
+from minibert.unpad import Unpadding
+
+
+def tiny_model(dtype=torch.float64, layers=2, seed=0, cls=minibert.BertModel):
+    torch.manual_seed(seed)
+    cfg = minibert.BertConfig(vocab_size=97, hidden_size=24, num_hidden_layers=layers, num_attention_heads=3,
+                              intermediate_size=40, max_position_embeddings=40,
+                              hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    model = cls(cfg).to(dtype).eval()
+    with torch.no_grad():  # random biases and norms, so that a misplaced one cannot hide behind zeros
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    return model
+
+
+def padded_batch(lengths: list[int], t: int, left: bool = False, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1, 97, (len(lengths), t), generator=g)
+    positions = torch.arange(t)
+    lengths_t = torch.tensor(lengths)[:, None]
+    mask = positions >= t - lengths_t if left else positions < lengths_t  # (b, t) bool, True = real
+    return ids, mask
+
+
+def max_err(a, b):
+    return (a - b).abs().max().item() if a.numel() else 0.0
+
+
+# ------------------------------------------------------------------------------------------- SDPA
+@pytest.mark.parametrize("padded", [False, True])
+def test_sdpa_equals_reference_attention(padded):
+    torch.manual_seed(0)
+    attn = MultiHeadAttention(24, 3).double().eval()
+    hidden = torch.randn(3, 7, 24, dtype=torch.float64)  # (b, t, c)
+    bias = None
+    if padded:
+        mask = torch.arange(7) < torch.tensor([7, 4, 1])[:, None]
+        bias = mask_to_bias(mask[:, None, None, :], torch.float64)  # (b, 1, 1, s)
+    fast, none = attn(hidden, bias, need_weights=False)
+    ref, probs = attn(hidden, bias, need_weights=True)
+    assert none is None and probs.shape == (3, 3, 7, 7)
+    assert max_err(fast, ref) < 1e-12
+
+
+# ------------------------------------------------------------------------------------- unpadding
+@settings(max_examples=25)
+@given(lengths=st.lists(st.integers(1, 12), min_size=1, max_size=5), extra=st.integers(0, 3),
+       seed=st.integers(0, 1000))
+def test_unpadded_equals_padded_on_real_tokens_float64(lengths, extra, seed):
+    model = tiny_model(seed=seed % 7)
+    ids, mask = padded_batch(lengths, max(lengths) + extra, seed=seed)
+    ref = model(ids, mask, unpad=False)
+    fast = model(ids, mask, unpad=True)
+    assert max_err(fast.last_hidden_state[mask], ref.last_hidden_state[mask]) < 1e-10
+    assert max_err(fast.pooler_output, ref.pooler_output) < 1e-10
+    assert fast.last_hidden_state[~mask].abs().max().item() == 0 if (~mask).any() else True
+
+
+def test_unpadded_equals_padded_float32():
+    model = tiny_model(torch.float32)
+    ids, mask = padded_batch([12, 3, 9, 1, 12, 7], 14)
+    with torch.no_grad():
+        ref = model(ids, mask, unpad=False)
+        fast = model(ids, mask, unpad=True)
+    assert max_err(fast.last_hidden_state[mask], ref.last_hidden_state[mask]) < 1e-5
+    assert max_err(fast.pooler_output, ref.pooler_output) < 1e-5
+
+
+def test_unpadded_handles_left_padding_and_all_lengths_equal():
+    model = tiny_model()
+    ids, mask = padded_batch([5, 2, 8], 8, left=True)
+    ref, fast = model(ids, mask, unpad=False), model(ids, mask, unpad=True)
+    assert max_err(fast.last_hidden_state[mask], ref.last_hidden_state[mask]) < 1e-10
+    ids, mask = padded_batch([6, 6, 6], 9)
+    ref, fast = model(ids, mask, unpad=False), model(ids, mask, unpad=True)
+    assert max_err(fast.last_hidden_state[mask], ref.last_hidden_state[mask]) < 1e-10
+
+
+def test_unpadded_gradients_equal_padded_when_the_loss_reads_real_tokens():
+    ids, mask = padded_batch([9, 4, 1, 7], 10)
+    grads = []
+    for unpad in (False, True):
+        model = tiny_model().train()  # dropout is 0 in the tiny config: train mode, same maths
+        out = model(ids, mask, unpad=unpad)
+        weights = torch.linspace(-1, 1, 24, dtype=torch.float64)
+        loss = (out.last_hidden_state[mask] * weights).sum() + out.pooler_output.sum()
+        loss.backward()
+        grads.append({k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys()
+    for key in grads[0]:
+        assert max_err(grads[0][key], grads[1][key]) < 1e-10, key
+
+
+def test_unpadding_round_trip():
+    ids, mask = padded_batch([3, 0, 5, 3], 6)
+    plan = Unpadding.from_mask(mask)
+    assert plan.groups == [(1, 5), (2, 3)]  # longest first; the empty row has no tokens
+    x = torch.randn(4, 6, 2)
+    packed = plan.gather(x)  # (n, 2)
+    assert packed.shape == (11, 2)
+    assert torch.equal(plan.scatter(packed), x * mask[..., None])
+    assert [g.shape for g in plan.split(packed)] == [(1, 5, 2), (2, 3, 2)]
+
+
+def test_the_path_is_chosen_where_the_caller_cannot_tell():
+    model = tiny_model()
+    ids, mask = padded_batch([6, 2], 6)
+    with torch.no_grad():
+        auto = model(ids, mask).last_hidden_state
+        assert auto[~mask].abs().max() == 0  # inference: unpadded, padded positions are zeros
+        assert model(ids, mask, output_hidden_states=True).last_hidden_state[~mask].abs().max() > 0
+        ids_l, mask_l = padded_batch([6, 2], 6, left=True)
+        assert model(ids_l, mask_l).last_hidden_state[~mask_l].abs().max() > 0  # pooler reads position 0
+    assert model(ids, mask).last_hidden_state[~mask].abs().max() > 0  # autograd on: the reference path
+    model.unpad = False
+    with torch.no_grad():
+        assert model(ids, mask).last_hidden_state[~mask].abs().max() > 0
+    with pytest.raises(minibert.InputError):
+        model(ids, mask, unpad=True, output_attentions=True)
+
+
+def test_heads_reach_the_unpadded_path_and_agree_on_real_tokens():
+    model = tiny_model(cls=minibert.BertForTokenClassification)
+    ids, mask = padded_batch([7, 3, 5], 8)
+    with torch.no_grad():
+        fast = model(ids, mask).logits
+        model.bert.unpad = False
+        ref = model(ids, mask).logits
+    assert max_err(fast[mask], ref[mask]) < 1e-10
+
+
+# ----------------------------------------------------------------------------------- dtypes
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("unpad", [False, True])
+def test_fully_padded_rows_stay_finite(dtype, unpad):
+    model = tiny_model(dtype)
+    ids, mask = padded_batch([5, 0, 3], 5)
+    with torch.no_grad():
+        out = model(ids, mask, unpad=unpad)
+    assert torch.isfinite(out.last_hidden_state).all() and torch.isfinite(out.pooler_output).all()
+
+
+def test_bf16_is_close_to_float32():
+    model = tiny_model(torch.float32)
+    ids, mask = padded_batch([10, 6, 3], 10)
+    with torch.no_grad():
+        ref = model(ids, mask).last_hidden_state[mask]
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            autocast = model(ids, mask).last_hidden_state[mask].float()
+        cast = model.to(torch.bfloat16)(ids, mask).last_hidden_state[mask].float()
+    # LayerNorm outputs are O(1); bf16 keeps 8 bits of mantissa, so a few 1e-2 after two layers.
+    for out in (autocast, cast):
+        assert max_err(out, ref) < 0.1
+        assert (out - ref).norm() / ref.norm() < 0.02
+
+
+# ----------------------------------------------------------------------------------- compile
+def test_torch_compile_matches_eager():
+    model = tiny_model(torch.float32, layers=1)
+    ids, mask = padded_batch([6, 6], 6)  # no padding: the same graph as a plain forward
+    compiled = torch.compile(model)
+    with torch.no_grad():
+        eager = model(ids, mask)
+        fast = compiled(ids, mask)
+    assert max_err(fast.last_hidden_state, eager.last_hidden_state) < 1e-5
+    assert max_err(fast.pooler_output, eager.pooler_output) < 1e-5
