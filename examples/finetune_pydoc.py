@@ -22,7 +22,7 @@ are then shuffled (fixed seed) and split 70/15/15 into train / validation / test
 validation only; test is scored once, with the best checkpoint.
 
     python examples/finetune_pydoc.py --data-dir runs/pydoc_data           # write the CSV files only
-    python examples/finetune_pydoc.py --data-dir runs/pydoc_data --run     # + fine-tune and from scratch
+    python examples/finetune_pydoc.py --data-dir runs/pydoc_data --run     # + the four training runs
 
 The ``--run`` commands are the ones reported in ``docs/results/finetuning.md``.
 """
@@ -104,7 +104,7 @@ def main(argv=None) -> None:
     parser.add_argument("--data-dir", default="runs/pydoc_data")
     parser.add_argument("--out-dir", default="runs/pydoc")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--run", action="store_true", help="also fine-tune, and train from scratch")
     args = parser.parse_args(argv)
     data_dir = Path(args.data_dir)
@@ -123,6 +123,7 @@ def main(argv=None) -> None:
     common = ["--train", str(data_dir), "--epochs", str(args.epochs), "--batch-size", "16", "--max-length", "64",
               "--seed", str(args.seed), "--no-progress"]
     runs = (("pretrained", ["--lr", "5e-5"]),
+            ("pretrained_lr2e-4", ["--lr", "2e-4"]),
             ("scratch_lr5e-5", ["--from-scratch", "--lr", "5e-5"]),   # the identical recipe
             ("scratch_lr5e-4", ["--from-scratch", "--lr", "5e-4"]))   # a larger step, kinder to random init
     for name, extra in runs:
