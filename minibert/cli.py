@@ -118,7 +118,8 @@ def _add_embed(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("texts", nargs="+", metavar="TEXT", help="one or more texts to embed")
     parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="sentence-transformers or BERT folder/name")
     parser.add_argument("--json", action="store_true",
-                        help='print a JSON list of {"text": ..., "embedding": [...]} instead of one vector per line')
+                        help='print a JSON list of {"text": ..., "embedding": [...]}; without it, one line of '
+                             'space-separated numbers per text, in the order given')
     parser.add_argument("--batch-size", type=int, default=32)
 
 

@@ -327,6 +327,8 @@ def _save_best(model: torch.nn.Module, tokenizer: Any, folder: Path) -> None:
 
 def main(argv: Union[Sequence[str], argparse.Namespace, None] = None) -> dict[str, Any]:
     """Run a fine-tuning; returns the summary that is also written to ``OUT_DIR/summary.json``."""
+    if isinstance(argv, str):
+        raise InputTypeError(f"argv must be a list of arguments or an argparse.Namespace, got the string {argv!r}")
     args = argv if isinstance(argv, argparse.Namespace) else build_parser().parse_args(argv)
     _check_args(args)
     from .config import BertConfig

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .errors import CheckpointError, ConfigError, InputError, InputTypeError
-from .hub import resolve
+from .hub import DEFAULT_CHECKPOINT, resolve
 from .model import BertModel
 
 # The pooling modes, in the order their outputs are concatenated when a config switches on several
@@ -98,7 +98,7 @@ def _as_rows(name: str, value: Any) -> Tensor:
         rows = rows.unsqueeze(0)
     if rows.dim() != 2:
         raise InputError(f"{name} must be one vector (c,) or a matrix (n, c), got shape {tuple(rows.shape)}")
-    return rows.float() if not rows.is_floating_point() or rows.dtype == torch.float16 else rows
+    return rows.float()  # one dtype for both sides; float32 is plenty for a cosine
 
 
 # ------------------------------------------------------------------------------- reading the folder
@@ -204,7 +204,7 @@ class SentenceEncoder(nn.Module):
         self.do_lower_case = bool(do_lower_case)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike = "sentence-transformers/all-MiniLM-L6-v2",
+    def from_pretrained(cls, name_or_path: str | os.PathLike = DEFAULT_CHECKPOINT,
                         **model_kwargs: Any) -> "SentenceEncoder":
         """Load encoder, tokenizer and pooling settings from a local folder or a checkpoint name.
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from minibert import BertConfig, BertForSequenceClassification, BertModel
-from minibert.errors import InputError
+from minibert.errors import InputError, InputTypeError
 from minibert.finetune import (Example, PaddingCollator, _optimizer_and_schedule, build_parser, classification_metrics,
                                load_examples, main, stratified_split)
 from minibert.tokenizer import BertTokenizer
@@ -180,6 +180,8 @@ def test_bad_inputs_are_clear_errors(tmp_path, tiny_checkpoint):
         main(["--train", str(one_label), *common])
     with pytest.raises(InputError, match="not found"):
         main(["--train", str(tmp_path / "missing.csv"), *common])
+    with pytest.raises(InputTypeError, match="argv"):
+        main("--train data.csv")
 
 
 def test_parser_attaches_to_a_given_parser():
