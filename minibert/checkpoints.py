@@ -254,6 +254,27 @@ def _parse_dtype(value: Any, state: dict[str, Tensor]) -> Optional[torch.dtype]:
     raise ConfigError(f"dtype must be a torch.dtype, a name like 'bfloat16', or 'auto'; got {value!r}")
 
 
+def _uninitialised(cls, config: BertConfig) -> torch.nn.Module:
+    """``cls(config)`` with its memory allocated but not initialised: loading overwrites nearly every
+    value, and drawing ~10^7 random numbers first is most of the time ``from_pretrained`` would take."""
+    with torch.device("meta"):
+        model = cls(config)
+    # Names that share one parameter (the MLM decoder tied to the word embeddings), to share it again:
+    # materialising gives each name its own tensor.
+    first_name: dict[int, str] = {}
+    ties = []
+    for name, param in model.named_parameters(remove_duplicate=False):
+        if id(param) in first_name:
+            ties.append((name, first_name[id(param)]))
+        else:
+            first_name[id(param)] = name
+    model.to_empty(device="cpu")
+    for name, source in ties:
+        owner, attr = name.rsplit(".", 1)
+        setattr(model.get_submodule(owner), attr, model.get_parameter(source))
+    return model
+
+
 def load(cls, name_or_path: str | os.PathLike, *, config: Optional[BertConfig] = None,
          dtype: Any = None, torch_dtype: Any = None, ignore_mismatched_sizes: bool = False,
          output_loading_info: bool = False, **overrides: Any):
@@ -272,11 +293,18 @@ def load(cls, name_or_path: str | os.PathLike, *, config: Optional[BertConfig] =
     elif overrides:
         config = BertConfig.from_dict({**config.to_dict(), **overrides})
     state = read_weights(weights)
-    model = cls(config)
+    model = _uninitialised(cls, config)
     dtype = _parse_dtype(dtype if dtype is not None else torch_dtype, state)
     if dtype is not None:
         model.to(dtype)  # before loading: float64 weights must not pass through float32
     report = load_hf_state(model, state, ignore_mismatched_sizes)
+    unfilled = report.missing + [name for name, _, _ in report.mismatched]
+    if unfilled:
+        # BERT's initialisation for what the checkpoint lacks, drawn exactly as a fresh model draws it.
+        fresh = cls(config).to(model.dtype)
+        with torch.no_grad():
+            for name in unfilled:
+                model.get_parameter(name).copy_(fresh.get_parameter(name))
     model.eval()  # loading is for inference until the caller says train()
     model.load_report = report
     model.name_or_path = str(name_or_path)
