@@ -120,6 +120,7 @@ class BertForNextSentencePrediction(BertPreTrainedModel):
     def __init__(self, config: BertConfig):
         super().__init__(config)
         self.bert = BertModel(config)
+        self.bert.unpad = None  # only the pooled [CLS] is read: padded positions never show
         self.nsp = nn.Linear(config.hidden_size, 2)
         self.init_weights()
 
@@ -172,6 +173,7 @@ class BertForSequenceClassification(BertPreTrainedModel):
         super().__init__(config)
         self.num_labels = config.num_labels
         self.bert = BertModel(config)
+        self.bert.unpad = None  # only the pooled [CLS] is read: padded positions never show
         p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
         self.dropout = nn.Dropout(p)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
@@ -254,6 +256,7 @@ class BertForMultipleChoice(BertPreTrainedModel):
     def __init__(self, config: BertConfig):
         super().__init__(config)
         self.bert = BertModel(config)
+        self.bert.unpad = None  # only the pooled [CLS] is read: padded positions never show
         p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
         self.dropout = nn.Dropout(p)
         self.classifier = nn.Linear(config.hidden_size, 1)

@@ -160,10 +160,13 @@ def plan_padding(mask: Optional[Tensor], unpad: Optional[bool], output_attention
       zeros instead of the reference's values, which nothing downstream reads;
     * otherwise the reference: the padded grid, padding keys blocked by an additive bias.
 
-    ``unpad=None`` unpads only where no caller can see the difference: without autograd (inference),
-    no per-layer outputs asked for, and every sequence's first token real (the pooler reads position 0).
+    ``unpad=False`` (``BertModel``'s default) keeps the reference path, so ``last_hidden_state`` equals
+    transformers' at every position, padded ones included. ``unpad=None`` (auto) unpads in inference
+    (no autograd), with no per-layer outputs asked for and every sequence's first token real (the
+    pooler reads position 0): the heads whose outputs never show padded positions (sequence
+    classification, NSP, multiple choice) and ``SentenceEncoder`` (masked pooling) use it.
     ``unpad=True`` also unpads in training (gradients through real tokens are the same: no real token
-    ever attends to a padded one); ``unpad=False`` keeps the reference path.
+    ever attends to a padded one).
     """
     if mask is None or bool(mask.all()):
         return None, None
@@ -181,8 +184,9 @@ def plan_padding(mask: Optional[Tensor], unpad: Optional[bool], output_attention
 class BertModel(BertPreTrainedModel):
     """The bare encoder: ids in, one contextual vector per position (and a pooled one) out.
 
-    ``unpad`` (an attribute, overridden per call by ``forward(unpad=...)``): None picks the unpadded
-    fast path automatically, True/False force it on/off; see ``plan_padding``.
+    ``unpad`` (an attribute, overridden per call by ``forward(unpad=...)``): False (default) is the
+    reference path, None picks the unpadded fast path where padded outputs cannot be seen, True forces
+    it; see ``plan_padding``.
     """
 
     def __init__(self, config: BertConfig, add_pooling_layer: bool = True):
@@ -190,7 +194,7 @@ class BertModel(BertPreTrainedModel):
         self.embeddings = Embeddings(config)
         self.layers = nn.ModuleList(EncoderBlock(config) for _ in range(config.num_hidden_layers))
         self.pooler = Pooler(config) if add_pooling_layer else None
-        self.unpad: Optional[bool] = None
+        self.unpad: Optional[bool] = False
         self.init_weights()
 
     def forward(self, input_ids: Tensor, attention_mask: Optional[Tensor] = None,

@@ -197,6 +197,7 @@ class SentenceEncoder(nn.Module):
             raise InputError(f"max_seq_length must be an integer in [2, max_position_embeddings={limit}], "
                              f"got {max_seq_length!r}")
         self.model = model
+        self.model.unpad = None  # auto: pooling is masked, so inference may skip the padding
         self.tokenizer = tokenizer
         self.pooling_modes = tuple(pooling_modes)
         self.normalize = bool(normalize)

@@ -126,6 +126,9 @@ def test_unpadding_round_trip():
 def test_the_path_is_chosen_where_the_caller_cannot_tell():
     model = tiny_model()
     ids, mask = padded_batch([6, 2], 6)
+    with torch.no_grad():  # the bare encoder's default is the reference path, padded positions included
+        assert model(ids, mask).last_hidden_state[~mask].abs().max() > 0
+    model.unpad = None  # auto
     with torch.no_grad():
         auto = model(ids, mask).last_hidden_state
         assert auto[~mask].abs().max() == 0  # inference: unpadded, padded positions are zeros
@@ -143,6 +146,7 @@ def test_the_path_is_chosen_where_the_caller_cannot_tell():
 def test_heads_reach_the_unpadded_path_and_agree_on_real_tokens():
     model = tiny_model(cls=minibert.BertForTokenClassification)
     ids, mask = padded_batch([7, 3, 5], 8)
+    model.bert.unpad = True  # padded positions would show in these logits, so opt in
     with torch.no_grad():
         fast = model(ids, mask).logits
         model.bert.unpad = False
@@ -185,3 +189,14 @@ def test_torch_compile_matches_eager():
         fast = compiled(ids, mask)
     assert max_err(fast.last_hidden_state, eager.last_hidden_state) < 1e-5
     assert max_err(fast.pooler_output, eager.pooler_output) < 1e-5
+
+
+def test_pooled_only_heads_unpad_by_default_and_match_the_reference():
+    model = tiny_model(cls=minibert.BertForSequenceClassification)
+    assert model.bert.unpad is None
+    ids, mask = padded_batch([7, 3, 5], 8)
+    with torch.no_grad():
+        fast = model(ids, mask).logits
+        model.bert.unpad = False
+        ref = model(ids, mask).logits
+    assert max_err(fast, ref) < 1e-10
