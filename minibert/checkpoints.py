@@ -167,6 +167,7 @@ def read_weights(path: Path) -> dict[str, Tensor]:
 
 
 def find_weights(folder: Path) -> Path:
+    """The weights file of a checkpoint folder, in order of preference; a clear error if there is none."""
     for name in WEIGHT_FILES:
         if (folder / name).is_file():
             return folder / name
@@ -178,6 +179,7 @@ def find_weights(folder: Path) -> Path:
 
 
 def read_config(folder: Path, **overrides: Any) -> BertConfig:
+    """The folder's config: HF ``config.json``, or Google's ``bert_config.json`` next to a TF checkpoint."""
     if (folder / "config.json").is_file():
         return BertConfig.from_json_file(folder / "config.json", **overrides)
     if (folder / "bert_config.json").is_file():  # the layout of Google's original zip files
@@ -347,6 +349,7 @@ def _atomic_write(path: Path, write) -> None:
 
 
 def save(model, directory: str | os.PathLike) -> None:
+    """Write ``config.json`` and ``model.safetensors`` (HF names and layout), each atomically."""
     from safetensors.torch import save_file
 
     directory = Path(directory)

@@ -95,6 +95,7 @@ class BertForPreTraining(BertPreTrainedModel):
 
 
 class BertForMaskedLM(BertPreTrainedModel):
+    """Masked-LM alone (no pooler, no NSP): a distribution over the vocabulary at every position."""
     def __init__(self, config: BertConfig):
         super().__init__(config)
         self.bert = BertModel(config, add_pooling_layer=False)
@@ -117,6 +118,7 @@ class BertForMaskedLM(BertPreTrainedModel):
 
 
 class BertForNextSentencePrediction(BertPreTrainedModel):
+    """NSP alone: does segment B follow segment A? Logits (b, 2), label 0 = it follows, 1 = random."""
     def __init__(self, config: BertConfig):
         super().__init__(config)
         self.bert = BertModel(config)

@@ -31,6 +31,7 @@ from .unpad import Unpadding
 
 
 def activation(name: str) -> nn.Module:
+    """The activation module that config.hidden_act names."""
     # "gelu" is HF's exact erf GELU; Google's TF code used the tanh approximation ("gelu_new").
     return {
         "gelu": nn.GELU(),
@@ -43,6 +44,7 @@ def activation(name: str) -> nn.Module:
 
 
 class Embeddings(nn.Module):
+    """Token, position and segment embeddings, summed, then LayerNorm and dropout: ids -> (b, t, c)."""
     def __init__(self, config: BertConfig):
         super().__init__()
         self.word = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
@@ -58,6 +60,7 @@ class Embeddings(nn.Module):
 
 
 class FeedForward(nn.Module):
+    """The position-wise MLP of a block: c -> f -> c with the configured activation between."""
     def __init__(self, config: BertConfig):
         super().__init__()
         self.up = nn.Linear(config.hidden_size, config.intermediate_size)    # c -> f
@@ -69,6 +72,9 @@ class FeedForward(nn.Module):
 
 
 class EncoderBlock(nn.Module):
+    """One post-LN Transformer layer: self-attention, then the feed-forward MLP, each wrapped in
+    dropout, a residual connection and LayerNorm.
+    """
     def __init__(self, config: BertConfig):
         super().__init__()
         self.attn = MultiHeadAttention(config.hidden_size, config.num_attention_heads,

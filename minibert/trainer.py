@@ -151,6 +151,7 @@ def init_distributed(device: Optional[str] = None) -> DistContext:
 
 
 def cleanup_distributed() -> None:
+    """Leave the process group, if one was joined."""
     if dist.is_initialized():
         dist.destroy_process_group()
 
@@ -174,6 +175,7 @@ def _raise_if_any(context: DistContext, problem: Optional[str]) -> None:
 # ----------------------------------------------------------------------------- random states
 
 def set_seed(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's generators together."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -195,6 +197,7 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore the generators saved by ``rng_state`` (for exact resume)."""
     py = state["python"]
     random.setstate((py["version"], tuple(py["internal"]), py["gauss_next"]))
     npy = state["numpy"]
@@ -534,6 +537,7 @@ class Trainer:
 # ----------------------------------------------------------------------------------------- plot
 
 def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The records of a metrics JSON-lines file, in order."""
     with open(path, encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
 

@@ -257,6 +257,7 @@ def corpus_inputs(inputs: Sequence[str]) -> list:
 
 
 def main(argv: Union[Sequence[str], argparse.Namespace, None] = None) -> int:
+    """Train a vocabulary from the command line (``minibert train-vocab``) and write vocab.txt."""
     args = argv if isinstance(argv, argparse.Namespace) else build_parser().parse_args(argv)
     tokens = train_wordpiece(corpus_inputs(args.inputs), args.vocab_size, args.min_frequency,
                              lowercase=not args.cased, score=args.score)
