@@ -208,7 +208,11 @@ class LoadReport:
 
 def load_hf_state(model: torch.nn.Module, hf_state: dict[str, Tensor],
                   ignore_mismatched_sizes: bool = False) -> LoadReport:
-    """Copy an HF-named state dict into ``model``; report what did not fit."""
+    """Fill ``model`` from an HF-named state dict; report what did not fit.
+
+    A model on the ``meta`` device (no memory yet) takes the checkpoint's tensors themselves, cast to
+    its dtype, instead of copies; what the checkpoint lacks then stays on ``meta`` for the caller.
+    """
     hf = normalise_hf_state(hf_state)
     own = model.state_dict()
     bare = not any(k.startswith("bert.") for k in own)  # BertModel itself: its keys carry no prefix
@@ -233,13 +237,20 @@ def load_hf_state(model: torch.nn.Module, hf_state: dict[str, Tensor],
                 "(pass ignore_mismatched_sizes=True to re-initialise it instead)")
         if not tensor.is_floating_point():
             raise CheckpointError(f"checkpoint tensor {names[0]} has dtype {tensor.dtype}, a float is expected")
-        if not bool(torch.isfinite(tensor).all()):
+        # One reduction first (a NaN or inf anywhere makes the sum non-finite), the exact check only
+        # if it trips: the sum of finite weights cannot overflow in practice, but be sure.
+        if not bool(torch.isfinite(tensor.sum())) and not bool(torch.isfinite(tensor).all()):
             # A NaN weight would silently turn every output to NaN; say where it is instead.
             raise CheckpointError(f"checkpoint tensor {' + '.join(names)} contains NaN or infinite values; "
                                   "the file is corrupted or the training run diverged")
         new_state[key] = tensor
     report.unexpected = sorted(k for k in hf if k not in used and k != "cls.predictions.decoder.weight")
-    model.load_state_dict(new_state, strict=False)
+    if next(model.parameters()).is_meta:
+        dtype = next(model.parameters()).dtype
+        new_state = {k: v.to(dtype).contiguous() for k, v in new_state.items()}
+        model.load_state_dict(new_state, strict=False, assign=True)
+    else:
+        model.load_state_dict(new_state, strict=False)
     return report
 
 
@@ -256,13 +267,9 @@ def _parse_dtype(value: Any, state: dict[str, Tensor]) -> Optional[torch.dtype]:
     raise ConfigError(f"dtype must be a torch.dtype, a name like 'bfloat16', or 'auto'; got {value!r}")
 
 
-def _uninitialised(cls, config: BertConfig) -> torch.nn.Module:
-    """``cls(config)`` with its memory allocated but not initialised: loading overwrites nearly every
-    value, and drawing ~10^7 random numbers first is most of the time ``from_pretrained`` would take."""
-    with torch.device("meta"):
-        model = cls(config)
-    # Names that share one parameter (the MLM decoder tied to the word embeddings), to share it again:
-    # materialising gives each name its own tensor.
+def _tied_parameters(model: torch.nn.Module) -> list[tuple[str, str]]:
+    """(name, source) for every parameter name that shares its tensor with an earlier name (the MLM
+    decoder tied to the word embeddings): loading replaces tensors, so the tie must be made again."""
     first_name: dict[int, str] = {}
     ties = []
     for name, param in model.named_parameters(remove_duplicate=False):
@@ -270,11 +277,12 @@ def _uninitialised(cls, config: BertConfig) -> torch.nn.Module:
             ties.append((name, first_name[id(param)]))
         else:
             first_name[id(param)] = name
-    model.to_empty(device="cpu")
-    for name, source in ties:
-        owner, attr = name.rsplit(".", 1)
-        setattr(model.get_submodule(owner), attr, model.get_parameter(source))
-    return model
+    return ties
+
+
+def _set_parameter(model: torch.nn.Module, name: str, param: torch.nn.Parameter) -> None:
+    owner, attr = name.rsplit(".", 1)
+    setattr(model.get_submodule(owner), attr, param)
 
 
 def load(cls, name_or_path: str | os.PathLike, *, config: Optional[BertConfig] = None,
@@ -295,18 +303,21 @@ def load(cls, name_or_path: str | os.PathLike, *, config: Optional[BertConfig] =
     elif overrides:
         config = BertConfig.from_dict({**config.to_dict(), **overrides})
     state = read_weights(weights)
-    model = _uninitialised(cls, config)
-    dtype = _parse_dtype(dtype if dtype is not None else torch_dtype, state)
-    if dtype is not None:
-        model.to(dtype)  # before loading: float64 weights must not pass through float32
+    dtype = _parse_dtype(dtype if dtype is not None else torch_dtype, state) or torch.get_default_dtype()
+    # Built on the meta device: no memory, no random init. The checkpoint's tensors (cast to dtype
+    # first: float64 weights must not pass through float32) become the parameters without a copy.
+    with torch.device("meta"):
+        model = cls(config).to(dtype)
+    ties = _tied_parameters(model)
     report = load_hf_state(model, state, ignore_mismatched_sizes)
-    unfilled = report.missing + [name for name, _, _ in report.mismatched]
+    unfilled = [name for name, p in model.named_parameters() if p.is_meta]
     if unfilled:
         # BERT's initialisation for what the checkpoint lacks, drawn exactly as a fresh model draws it.
-        fresh = cls(config).to(model.dtype)
-        with torch.no_grad():
-            for name in unfilled:
-                model.get_parameter(name).copy_(fresh.get_parameter(name))
+        fresh = cls(config).to(dtype)
+        for name in unfilled:
+            _set_parameter(model, name, fresh.get_parameter(name))
+    for name, source in ties:
+        _set_parameter(model, name, model.get_parameter(source))
     model.eval()  # loading is for inference until the caller says train()
     model.load_report = report
     model.name_or_path = str(name_or_path)

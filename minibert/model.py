@@ -117,6 +117,8 @@ class BertPreTrainedModel(nn.Module):
     def init_weights(self) -> None:
         """BERT's initialisation: N(0, initializer_range) weights, zero biases, LayerNorm 1/0,
         and a zero row for the padding token."""
+        if next(self.parameters()).is_meta:
+            return  # built on the meta device by checkpoint loading: there is no memory to draw into yet
         std = self.config.initializer_range
         for module in self.modules():
             if isinstance(module, (nn.Linear, nn.Embedding)):
