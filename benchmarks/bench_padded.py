@@ -1,6 +1,6 @@
 """Padded variable-length batches: 32 sequences, lengths uniform in [16, 256], MiniLM and bert-base.
 
-Contenders: minibert unpadded (``unpad=None``: automatic under inference, see ``minibert/unpad.py``), minibert's
+Contenders: minibert unpadded (``unpad=True``, see ``minibert/unpad.py``), minibert's
 padded reference path (``unpad=False``), and transformers with SDPA. GFLOP/s are counted on real
 tokens only, so they say how much of the machine goes into useful work.
 
@@ -9,7 +9,6 @@ Run: ``python -m benchmarks.bench_padded [--budget 120] [--device cpu|cuda] [--j
 
 from __future__ import annotations
 
-import argparse
 from typing import Any, Optional
 
 import torch
@@ -32,7 +31,7 @@ def run(budget_s: float = 120.0, device: str = "cpu", json_path: Optional[str] =
         ours, theirs = common.load_pair(size, device=device)
         config = ours.config
         ids, mask = common.random_batch(BATCH, t, config.vocab_size, lengths, device=device)
-        contenders = {"minibert": lambda: ours(ids, mask, unpad=None),
+        contenders = {"minibert unpadded": lambda: ours(ids, mask, unpad=True),
                       "minibert padded": lambda: ours(ids, mask, unpad=False)}
         if theirs is not None:
             contenders["transformers"] = lambda: theirs(input_ids=ids, attention_mask=mask)
@@ -47,7 +46,7 @@ def run(budget_s: float = 120.0, device: str = "cpu", json_path: Optional[str] =
                          f"{real / tm.median / 1e9:.0f} ({100 * real / tm.median / 1e9 / peak:.0f}%)"])
         results.append({"model": size, "lengths": lengths, "padded_length": t, "real_flops": real,
                         "padded_flops": padded, "padding_share": 1 - real / padded,
-                        "ratio": common.ratio(timing["minibert"], ref),
+                        "ratio": common.ratio(timing["minibert unpadded"], ref),
                         **{name: tm.to_dict() for name, tm in timing.items()}})
         print(f"{size}: {sum(lengths)} real tokens of {BATCH * t}; padding is {100 * (1 - real / padded):.0f}% "
               "of the padded batch's FLOPs")
@@ -60,12 +59,7 @@ def run(budget_s: float = 120.0, device: str = "cpu", json_path: Optional[str] =
 
 
 def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", type=float, default=120.0)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--json")
-    args = parser.parse_args(argv)
-    return run(args.budget, args.device, args.json)
+    return common.run_from_command_line(run, __doc__, argv, default_budget=120.0)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ Run: ``python -m benchmarks.bench_pretrain [--budget 90] [--device cpu|cuda] [--
 
 from __future__ import annotations
 
-import argparse
 from typing import Any, Optional
 
 import torch
@@ -95,12 +94,7 @@ def run(budget_s: float = 90.0, device: str = "cpu", json_path: Optional[str] = 
 
 
 def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", type=float, default=90.0)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--json")
-    args = parser.parse_args(argv)
-    return run(args.budget, args.device, args.json)
+    return common.run_from_command_line(run, __doc__, argv, default_budget=90.0)
 
 
 if __name__ == "__main__":

@@ -270,3 +270,16 @@ def time_adaptive(contenders: dict[str, Callable[[], Any]], budget_s: float, dev
     _sync(device)
     rounds = adaptive_rounds(time.perf_counter() - start, budget_s, lo, hi)
     return summarize(time_rounds(contenders, rounds=rounds, warmup=0, device=device))
+
+
+def run_from_command_line(run: Callable[..., dict[str, Any]], doc: str, argv: Optional[list[str]],
+                          default_budget: float) -> dict[str, Any]:
+    """The command line every timing script shares: ``--budget SECONDS --device cpu|cuda --json PATH``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--budget", type=float, default=default_budget, help="seconds of timed rounds, roughly")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--json")
+    args = parser.parse_args(argv)
+    return run(args.budget, args.device, args.json)
