@@ -46,6 +46,7 @@ from torch import Tensor
 
 from .errors import InputError, InputTypeError, TrainingError
 from .hub import DEFAULT_CHECKPOINT
+from .progress import progress_bar
 
 # Column names recognised when the caller does not name them, first match wins.
 TEXT_COLUMNS = ("text", "sentence", "sentence1", "text_a", "premise", "question")
@@ -391,13 +392,11 @@ def main(argv: Union[Sequence[str], argparse.Namespace, None] = None) -> dict[st
         with open(metrics_path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
 
-    from tqdm.auto import tqdm
-
     best_score, best_epoch, step = -math.inf, 0, 0
     model.train()
     for epoch in range(1, args.epochs + 1):
         loss_sum, seen = 0.0, 0
-        bar = tqdm(train_loader, desc=f"epoch {epoch}/{args.epochs}", unit="batch", disable=args.no_progress)
+        bar = progress_bar(train_loader, desc=f"epoch {epoch}/{args.epochs}", unit="batch", disable=args.no_progress)
         for batch in bar:
             batch = {k: v.to(device) for k, v in batch.items()}
             loss = model(**batch).loss
@@ -422,7 +421,7 @@ def main(argv: Union[Sequence[str], argparse.Namespace, None] = None) -> dict[st
         record["best"] = improved
         log(record)
         if args.no_progress is False:
-            tqdm.write(f"epoch {epoch}: validation accuracy {scores['accuracy']:.4f}, "
+            bar.write(f"epoch {epoch}: validation accuracy {scores['accuracy']:.4f}, "
                        f"macro-F1 {scores['macro_f1']:.4f}, loss {scores['loss']:.4f}" + (" (best)" if improved else ""))
 
     summary: dict[str, Any] = {

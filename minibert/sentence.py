@@ -35,6 +35,7 @@ from torch import Tensor, nn
 from .errors import CheckpointError, ConfigError, InputError, InputTypeError
 from .hub import DEFAULT_CHECKPOINT, resolve
 from .model import BertModel
+from .progress import progress_bar
 
 # The pooling modes, in the order their outputs are concatenated when a config switches on several
 # (the order sentence-transformers uses, so multi-mode checkpoints give the same vector layout).
@@ -268,8 +269,7 @@ class SentenceEncoder(nn.Module):
         order = sorted(range(len(text_list)), key=lambda i: -len(text_list[i]))
         batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
         if show_progress_bar:
-            from tqdm.auto import tqdm
-            batches = tqdm(batches, desc="encode", unit="batch")
+            batches = progress_bar(batches, desc="encode", unit="batch")
 
         chunks = []  # one (b, c) block per batch, in the longest-first order
         with torch.inference_mode():

@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import glob
+import warnings
 import json
 import math
 import os
@@ -56,6 +57,7 @@ from torch import Tensor, nn
 
 from .checkpoints import _atomic_write
 from .errors import CheckpointError, ConfigError, InputTypeError, TrainingError
+from .progress import progress_bar
 
 CHECKPOINT_FORMAT = "minibert-pretraining-checkpoint/1"
 
@@ -498,9 +500,7 @@ class Trainer:
         and draws the loss curve."""
         config = self.config
         show = config.progress if config.progress is not None else sys.stderr.isatty()
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=config.total_steps, initial=self.step, disable=not (show and self.context.is_main),
+        bar = progress_bar(total=config.total_steps, initial=self.step, disable=not (show and self.context.is_main),
                    desc="pretraining", unit="step", dynamic_ncols=True)
         started = time.perf_counter()
         window_tokens, window_start = 0, time.perf_counter()
@@ -545,8 +545,12 @@ def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
 def plot_metrics(metrics_path: str | os.PathLike, png_path: str | os.PathLike) -> Optional[Path]:
     """Training loss per step (and held-out MLM loss, if evaluated) from a metrics file, as a PNG.
     Uses matplotlib's object API with the Agg canvas: no display and no global pyplot state."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:  # pictures are an extra: the metrics file holds the same numbers
+        warnings.warn("matplotlib is not installed (pip install 'minibert[extras]'): no loss-curve plot")
+        return None
 
     records = read_metrics(metrics_path)
     train = [(r["step"], r["loss"]) for r in records if r.get("kind") == "train"]
