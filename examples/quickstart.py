@@ -14,6 +14,7 @@ import sys
 import torch
 
 import minibert
+from minibert.sentence import pool
 
 SENTENCES = [
     "I love deep learning.",
@@ -31,8 +32,7 @@ def embed(model: minibert.BertModel, tokenizer: minibert.BertTokenizer, texts: l
     batch = tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
     with torch.inference_mode():
         hidden = model(**batch).last_hidden_state                       # (b, t, c)
-    mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)       # (b, t, 1)
-    mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)            # (b, c): average of real tokens
+    mean = pool(hidden, batch["attention_mask"], "mean")                # (b, c): average of real tokens
     return torch.nn.functional.normalize(mean, dim=-1)                  # unit length: dot = cosine
 
 

@@ -60,6 +60,8 @@ HEAD_NAMES: list[tuple[str, Any]] = [
     *_wb("classifier", "classifier"),
     *_wb("qa_outputs", "qa_outputs"),
 ]
+
+
 def _prefix(prefix: str, names: Any) -> Any:
     return tuple(prefix + n for n in names) if isinstance(names, tuple) else prefix + names
 
