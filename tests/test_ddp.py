@@ -17,38 +17,12 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 STEPS = 3
 
-COMMON = textwrap.dedent("""
-    import torch
-    from minibert import BertConfig, BertForPreTraining
-
-    def tiny_model():
-        torch.manual_seed(0)
-        return BertForPreTraining(BertConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2,
-                                             num_attention_heads=2, intermediate_size=64, max_position_embeddings=32,
-                                             hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
-
-    def global_batches(steps, batch_size=8, t=16, masked_per_row=3):
-        # Every row has the same number of masked positions, so the mean loss over the global batch equals
-        # the average of the two halves' mean losses, which is what DDP's gradient averaging computes.
-        g = torch.Generator().manual_seed(1)
-        batches = []
-        for _ in range(steps):
-            input_ids = torch.randint(5, 64, (batch_size, t), generator=g)
-            labels = torch.full((batch_size, t), -100)
-            for row in range(batch_size):
-                positions = torch.randperm(t - 2, generator=g)[:masked_per_row] + 1
-                labels[row, positions] = input_ids[row, positions]
-                input_ids[row, positions] = 4
-            batches.append({"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids),
-                            "token_type_ids": torch.zeros_like(input_ids), "labels": labels,
-                            "next_sentence_label": torch.randint(0, 2, (batch_size,), generator=g)})
-        return batches
-""")
-
+# Every row of test_trainer.make_batches has the same number of masked positions, so the mean loss over
+# the global batch equals the average of the two halves' mean losses: what DDP's gradient averaging computes.
 WORKER = textwrap.dedent("""
     import json, sys
     import torch
-    from common import tiny_model, global_batches
+    from test_trainer import make_batches, tiny_model
     from minibert.trainer import BatchList, TrainConfig, Trainer, cleanup_distributed, init_distributed
 
     torch.set_num_threads(1)
@@ -57,8 +31,8 @@ WORKER = textwrap.dedent("""
     assert context.world_size == 2 and torch.distributed.get_backend() == "gloo"
     half = 8 // context.world_size
     mine = [{k: v[context.rank * half:(context.rank + 1) * half] for k, v in batch.items()}
-            for batch in global_batches(steps)]
-    model = tiny_model()
+            for batch in make_batches(steps, batch_size=8, seed=1)]
+    model = tiny_model(dropout=0.0)
     config = TrainConfig(out_dir=out_dir, total_steps=steps, warmup_steps=1, learning_rate=1e-3, progress=False)
     trainer = Trainer(model, config, BatchList(mine), context=context)
     losses = trainer.train()
@@ -77,37 +51,32 @@ def free_port() -> int:
 
 
 def test_two_process_ddp_equals_one_process_with_the_same_global_batch(tmp_path):
-    (tmp_path / "common.py").write_text(COMMON, encoding="utf-8")
     (tmp_path / "worker.py").write_text(WORKER, encoding="utf-8")
     out_dir = tmp_path / "ddp"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(REPO), str(tmp_path)])}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests"), str(tmp_path)])}
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
          f"--master_port={free_port()}", str(tmp_path / "worker.py"), str(out_dir), str(STEPS)],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
 
-    sys.path.insert(0, str(tmp_path))
-    try:
-        from common import global_batches, tiny_model
-    finally:
-        sys.path.remove(str(tmp_path))
-        sys.modules.pop("common", None)
+    from test_trainer import make_batches, tiny_model
+
     from minibert.trainer import BatchList, TrainConfig, Trainer
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        single = tiny_model()
+        single = tiny_model(dropout=0.0)
         config = TrainConfig(out_dir=str(tmp_path / "single"), total_steps=STEPS, warmup_steps=1,
                              learning_rate=1e-3, progress=False)
-        single_losses = Trainer(single, config, BatchList(global_batches(STEPS))).train()
+        single_losses = Trainer(single, config, BatchList(make_batches(STEPS, batch_size=8, seed=1))).train()
     finally:
         torch.set_num_threads(threads)
 
     rank0 = torch.load(out_dir / "params-rank0.pt", weights_only=True)
     rank1 = torch.load(out_dir / "params-rank1.pt", weights_only=True)
-    initial = tiny_model().state_dict()
+    initial = tiny_model(dropout=0.0).state_dict()
     for name, value in single.state_dict().items():
         assert torch.equal(rank0[name], rank1[name]), f"ranks disagree on {name}"
         assert torch.allclose(rank0[name], value, rtol=0, atol=1e-6), \
