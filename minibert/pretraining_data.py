@@ -280,6 +280,10 @@ def create_segment_pairs(documents: Sequence[TokenizedDocument], doc_index: int,
                     other = rng.randrange(len(documents))
                     if other != doc_index:
                         break
+                if other == doc_index:
+                    # Ten misses (likely only with two or three documents): pick among the others directly,
+                    # or the "random" B would come from A's own document under label 1.
+                    other = (doc_index + 1 + rng.randrange(len(documents) - 1)) % len(documents)
                 random_document = documents[other]
                 target_b = max(1, target - len(tokens_a))
                 start = rng.randrange(len(random_document))

@@ -325,3 +325,31 @@ def test_vocab_cli(tmp_path, capsys):
     lines = (tmp_path / "out" / "vocab.txt").read_text(encoding="utf-8").splitlines()
     assert lines[:5] == list(SPECIAL_TOKENS) and "alpha" in lines
     assert "wrote" in capsys.readouterr().out
+
+
+def test_random_next_never_comes_from_the_same_document():
+    """Regression (found by hypothesis): with two documents, ten unlucky draws used to leave the
+    "random" segment B in A's own document while labelling the pair random."""
+    from minibert.pretraining_data import create_segment_pairs
+
+    class Unlucky(random.Random):
+        """Always lands on document 0 for its first ten document draws, always asks for a random B."""
+
+        def __init__(self):
+            super().__init__(0)
+            self.document_draws = 0
+
+        def random(self):
+            return 0.0
+
+        def randrange(self, *args):
+            if args == (2,) and self.document_draws < 10:
+                self.document_draws += 1
+                return 0
+            return super().randrange(*args)
+
+    documents = [[[10, 11, 12], [13, 14, 15], [16, 17]], [[50, 51, 52], [53, 54]]]
+    pairs = create_segment_pairs(documents, 0, max_seq_length=16, short_seq_prob=0.0, rng=Unlucky())
+    randoms = [p for p in pairs if p.is_random_next]
+    assert randoms, "the unlucky generator must produce a random-next pair"
+    assert all(t >= 50 for p in randoms for t in p.tokens_b)
