@@ -44,7 +44,16 @@ def _mlm_loss(logits: Tensor, labels: Tensor) -> Tensor:
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
 
 
-def _check_labels(name: str, labels: Tensor, upper: int) -> None:
+def classifier_dropout(config: BertConfig) -> nn.Dropout:
+    """The dropout before a classifier: ``classifier_dropout`` if set, else the hidden dropout."""
+    p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+    return nn.Dropout(p)
+
+
+def _check_labels(name: str, labels: Optional[Tensor], upper: int) -> None:
+    """Class ids in [0, upper) or -100 (ignored); checked before the encoder runs, not after."""
+    if labels is None:
+        return
     valid = (labels == -100) | ((labels >= 0) & (labels < upper))
     if not bool(valid.all()):
         raise InputError(f"{name} contains {labels[~valid][0].item()}, outside [0, {upper}) and not -100")
@@ -70,6 +79,8 @@ class BertForPreTraining(BertPreTrainedModel):
                 labels: Optional[Tensor] = None, next_sentence_label: Optional[Tensor] = None,
                 output_attentions: bool = False, output_hidden_states: bool = False,
                 sparse_mlm: bool = False, return_dict: Optional[bool] = None) -> PreTrainingOutput:
+        _check_labels("labels", labels, self.config.vocab_size)
+        _check_labels("next_sentence_label", next_sentence_label, 2)
         enc = self.bert(input_ids, attention_mask, token_type_ids, position_ids,
                         output_attentions=output_attentions, output_hidden_states=output_hidden_states)
         hidden = enc.last_hidden_state                                       # (b, t, c)
@@ -84,10 +95,8 @@ class BertForPreTraining(BertPreTrainedModel):
 
         loss = None
         if labels is not None:
-            _check_labels("labels", labels, self.config.vocab_size)
             loss = _mlm_loss(prediction_logits, mlm_targets)
         if next_sentence_label is not None:
-            _check_labels("next_sentence_label", next_sentence_label, 2)
             nsp_loss = F.cross_entropy(seq_relationship_logits, next_sentence_label.reshape(-1))
             loss = nsp_loss if loss is None else loss + nsp_loss
         out = PreTrainingOutput(loss, prediction_logits, seq_relationship_logits, enc.hidden_states, enc.attentions)
@@ -106,12 +115,12 @@ class BertForMaskedLM(BertPreTrainedModel):
                 token_type_ids: Optional[Tensor] = None, position_ids: Optional[Tensor] = None,
                 labels: Optional[Tensor] = None, output_attentions: bool = False,
                 output_hidden_states: bool = False, return_dict: Optional[bool] = None) -> MaskedLMOutput:
+        _check_labels("labels", labels, self.config.vocab_size)
         enc = self.bert(input_ids, attention_mask, token_type_ids, position_ids,
                         output_attentions=output_attentions, output_hidden_states=output_hidden_states)
         logits = self.mlm(enc.last_hidden_state)  # (b, t, v)
         loss = None
         if labels is not None:
-            _check_labels("labels", labels, self.config.vocab_size)
             loss = _mlm_loss(logits, labels)
         out = MaskedLMOutput(loss, logits, enc.hidden_states, enc.attentions)
         return out.to_tuple() if return_dict is False else out
@@ -131,12 +140,12 @@ class BertForNextSentencePrediction(BertPreTrainedModel):
                 labels: Optional[Tensor] = None, output_attentions: bool = False,
                 output_hidden_states: bool = False, return_dict: Optional[bool] = None
                 ) -> NextSentencePredictorOutput:
+        _check_labels("labels", labels, 2)
         enc = self.bert(input_ids, attention_mask, token_type_ids, position_ids,
                         output_attentions=output_attentions, output_hidden_states=output_hidden_states)
         logits = self.nsp(enc.pooler_output)  # (b, 2)
         loss = None
         if labels is not None:
-            _check_labels("labels", labels, 2)
             loss = F.cross_entropy(logits, labels.reshape(-1))
         out = NextSentencePredictorOutput(loss, logits, enc.hidden_states, enc.attentions)
         return out.to_tuple() if return_dict is False else out
@@ -176,8 +185,7 @@ class BertForSequenceClassification(BertPreTrainedModel):
         self.num_labels = config.num_labels
         self.bert = BertModel(config)
         self.bert.unpad = None  # only the pooled [CLS] is read: padded positions never show
-        p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        self.dropout = nn.Dropout(p)
+        self.dropout = classifier_dropout(config)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.init_weights()
 
@@ -201,8 +209,7 @@ class BertForTokenClassification(BertPreTrainedModel):
         super().__init__(config)
         self.num_labels = config.num_labels
         self.bert = BertModel(config, add_pooling_layer=False)
-        p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        self.dropout = nn.Dropout(p)
+        self.dropout = classifier_dropout(config)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.init_weights()
 
@@ -211,12 +218,12 @@ class BertForTokenClassification(BertPreTrainedModel):
                 labels: Optional[Tensor] = None, output_attentions: bool = False,
                 output_hidden_states: bool = False, return_dict: Optional[bool] = None
                 ) -> TokenClassifierOutput:
+        _check_labels("labels", labels, self.num_labels)
         enc = self.bert(input_ids, attention_mask, token_type_ids, position_ids,
                         output_attentions=output_attentions, output_hidden_states=output_hidden_states)
         logits = self.classifier(self.dropout(enc.last_hidden_state))  # (b, t, num_labels)
         loss = None
         if labels is not None:
-            _check_labels("labels", labels, self.num_labels)
             loss = F.cross_entropy(logits.reshape(-1, self.num_labels), labels.reshape(-1), ignore_index=-100)
         out = TokenClassifierOutput(loss, logits, enc.hidden_states, enc.attentions)
         return out.to_tuple() if return_dict is False else out
@@ -259,8 +266,7 @@ class BertForMultipleChoice(BertPreTrainedModel):
         super().__init__(config)
         self.bert = BertModel(config)
         self.bert.unpad = None  # only the pooled [CLS] is read: padded positions never show
-        p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        self.dropout = nn.Dropout(p)
+        self.dropout = classifier_dropout(config)
         self.classifier = nn.Linear(config.hidden_size, 1)
         self.init_weights()
 
@@ -277,12 +283,12 @@ class BertForMultipleChoice(BertPreTrainedModel):
         def flat(x: Optional[Tensor]) -> Optional[Tensor]:
             return None if x is None else x.reshape(b * n, -1)  # (b, n, t) -> (b n, t)
 
+        _check_labels("labels", labels, n)
         enc = self.bert(flat(input_ids), flat(attention_mask), flat(token_type_ids), flat(position_ids),
                         output_attentions=output_attentions, output_hidden_states=output_hidden_states)
         logits = self.classifier(self.dropout(enc.pooler_output)).reshape(b, n)  # (b, n)
         loss = None
         if labels is not None:
-            _check_labels("labels", labels, n)
             loss = F.cross_entropy(logits, labels.reshape(-1))
         out = MultipleChoiceOutput(loss, logits, enc.hidden_states, enc.attentions)
         return out.to_tuple() if return_dict is False else out
