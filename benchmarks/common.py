@@ -108,6 +108,33 @@ def matmul_peak(dtype: torch.dtype = torch.float32, n: int = 2048, device: str =
     return 2 * n ** 3 / statistics.median(times) / 1e9
 
 
+def gemm_floor(config, tokens: int, device: str = "cpu") -> Callable[[], Any]:
+    """A contender that runs only the encoder's projection and FFN matmuls for ``tokens`` tokens.
+
+    Same shapes as a real forward ((n, c)·(c, 3c), (n, c)·(c, c), (n, c)·(c, f), (n, f)·(f, c) per
+    layer), no bias, no attention, no element-wise work, outputs written into buffers allocated once.
+    Whatever an implementation does, as long as it issues these matmuls through this BLAS it cannot be
+    faster than this: its time over transformers' is the lowest ratio this host allows.
+    """
+    c, f, n_layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    x = torch.randn(tokens, c, device=device)
+    weights = [(torch.randn(3 * c, c, device=device) * 0.02, torch.randn(c, c, device=device) * 0.02,
+                torch.randn(f, c, device=device) * 0.02, torch.randn(c, f, device=device) * 0.02)
+               for _ in range(n_layers)]
+    scratch = torch.empty(tokens * max(3 * c, f), device=device)
+    projected, inner = scratch[: tokens * 3 * c].view(tokens, 3 * c), scratch[: tokens * f].view(tokens, f)
+    narrow = torch.empty(tokens, c, device=device)
+
+    def run() -> None:
+        for qkv, out, up, down in weights:
+            torch.mm(x, qkv.t(), out=projected)
+            torch.mm(x, out.t(), out=narrow)
+            torch.mm(x, up.t(), out=inner)
+            torch.mm(inner, down.t(), out=narrow)
+
+    return run
+
+
 # ------------------------------------------------------------------------------------------ timing
 def _sync(device: str) -> None:
     if device.startswith("cuda"):
@@ -161,17 +188,18 @@ def summarize(times: dict[str, list[float]]) -> dict[str, Timing]:
 
 
 # ------------------------------------------------------------------------------------------- FLOPs
-def encoder_flops(config, lengths: list[int]) -> float:
+def encoder_flops(config, lengths: list[int], attention: bool = True) -> float:
     """Matmul FLOPs of one encoder forward over sequences of the given (real) lengths.
 
     Per token and layer: the q/k/v/out projections (4 c²) and the FFN (2 c f) are multiply-adds (x2);
     attention adds QKᵀ and PV, 2 · s · c multiply-adds per token for a sequence of s keys.
-    The pooler and embeddings are negligible and left out.
+    The pooler and embeddings are negligible and left out; ``attention=False`` counts the projections
+    and FFN only (what ``gemm_floor`` runs).
     """
     c, f, n_layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
     total = 0.0
     for s in lengths:
-        total += n_layers * s * (2 * (4 * c * c + 2 * c * f) + 2 * 2 * s * c)
+        total += n_layers * s * (2 * (4 * c * c + 2 * c * f) + (2 * 2 * s * c if attention else 0))
     return total
 
 

@@ -85,13 +85,19 @@ class MultiHeadAttention(nn.Module):
         ``unpad.py``).
         """
         qkv = self.qkv(hidden)  # (b, t, 3c), or (n, 3c) unpadded
-        if unpadding is None:
-            context, probs = self.core(qkv, bias, need_weights)  # (b, t, c), (b, h, t, s)
+        if need_weights:
+            context, probs = self.core(qkv, bias, need_weights=True)  # (b, t, c), (b, h, t, s)
         else:
-            # k sequences of equal length L attend as one (k, L, 3c) batch with no mask: every key is real.
-            context = torch.cat([self.core(group)[0].flatten(0, 1) for group in unpadding.split(qkv)])  # (n, c)
-            probs = None
+            context, probs = self.context(qkv, bias, unpadding), None
         return self.out(context), probs
+
+    def context(self, qkv: Tensor, bias: Optional[Tensor] = None,
+                unpadding: Optional["Unpadding"] = None) -> Tensor:
+        """Fused projections -> attention output, weights not kept: (b, t, 3c) -> (b, t, c), or (n, 3c) -> (n, c)."""
+        if unpadding is None:
+            return self.core(qkv, bias)[0]
+        # k sequences of equal length L attend as one (k, L, 3c) batch with no mask: every key is real.
+        return torch.cat([self.core(group)[0].flatten(0, 1) for group in unpadding.split(qkv)])  # (n, c)
 
     def core(self, qkv: Tensor, bias: Optional[Tensor] = None,
              need_weights: bool = False) -> tuple[Tensor, Optional[Tensor]]:

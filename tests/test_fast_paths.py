@@ -4,6 +4,8 @@
 * unpadding (``minibert/unpad.py``) equals the padded path on every real token and on the pooled
   output, forward and backward: float64 to 1e-10, float32 to 1e-5; padded positions come back as zeros;
 * ``plan_padding`` picks the unpadded path only where the caller cannot see the difference;
+* the in-place inference blocks (``EncoderBlock.forward_in_place``) equal ``forward``, and are taken
+  only where nothing can tell (no autograd, eval, no autocast, no hooks, no per-layer outputs);
 * bf16 stays within a loose bound of float32; fully padded rows stay finite in every float type;
 * ``torch.compile(model)`` gives eager's outputs.
 
@@ -22,11 +24,11 @@ from minibert.attention import MultiHeadAttention, mask_to_bias
 from minibert.unpad import Unpadding
 
 
-def tiny_model(dtype=torch.float64, layers=2, seed=0, cls=minibert.BertModel):
+def tiny_model(dtype=torch.float64, layers=2, seed=0, cls=minibert.BertModel, **config):
     torch.manual_seed(seed)
-    cfg = minibert.BertConfig(vocab_size=97, hidden_size=24, num_hidden_layers=layers, num_attention_heads=3,
-                              intermediate_size=40, max_position_embeddings=40,
-                              hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    cfg = minibert.BertConfig(**{**dict(vocab_size=97, hidden_size=24, num_hidden_layers=layers, num_attention_heads=3,
+                                        intermediate_size=40, max_position_embeddings=40,
+                                        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0), **config})
     model = cls(cfg).to(dtype).eval()
     with torch.no_grad():  # random biases and norms, so that a misplaced one cannot hide behind zeros
         for p in model.parameters():
@@ -200,3 +202,67 @@ def test_pooled_only_heads_unpad_by_default_and_match_the_reference():
         model.bert.unpad = False
         ref = model(ids, mask).logits
     assert max_err(fast, ref) < 1e-10
+
+
+# ------------------------------------------------------------------------------------- in place
+@pytest.mark.parametrize("act", ["gelu", "gelu_new", "relu", "silu"])
+@pytest.mark.parametrize("unpad", [False, True])
+@pytest.mark.parametrize("intermediate", [40, 100])  # scratch sized by 3c (72) or by f (100)
+def test_in_place_blocks_equal_the_reference_blocks(act, unpad, intermediate):
+    model = tiny_model(layers=3, hidden_act=act, intermediate_size=intermediate)
+    for lengths, t in (([9, 4, 9, 1], 9), ([7, 7], 7)):  # padded, and no padding at all
+        ids, mask = padded_batch(lengths, t, seed=len(lengths))
+        with torch.no_grad():
+            assert model.runs_in_place()
+            fast = model(ids, mask, unpad=unpad)
+            model.in_place = False
+            ref = model(ids, mask, unpad=unpad)
+            model.in_place = True
+        assert max_err(fast.last_hidden_state, ref.last_hidden_state) < 1e-12
+        assert max_err(fast.pooler_output, ref.pooler_output) < 1e-12
+
+
+def test_in_place_float32_and_heads():
+    model = tiny_model(torch.float32, layers=3, cls=minibert.BertForPreTraining)
+    ids, mask = padded_batch([8, 5, 2], 8)
+    with torch.no_grad():
+        fast = model(ids, mask)
+        model.bert.in_place = False
+        ref = model(ids, mask)
+    assert max_err(fast.prediction_logits, ref.prediction_logits) < 1e-5
+    assert max_err(fast.seq_relationship_logits, ref.seq_relationship_logits) < 1e-5
+
+
+def test_in_place_only_where_nothing_can_tell():
+    model = tiny_model()
+    ids, mask = padded_batch([6, 3], 6)
+    assert not model.runs_in_place()  # autograd on
+    with torch.no_grad():
+        assert model.runs_in_place()
+        assert not model.runs_in_place(output_attentions=True)
+        assert not model.runs_in_place(output_hidden_states=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert not model.runs_in_place()
+        model.train()
+        assert not model.runs_in_place()  # dropout
+        model.eval()
+        seen = []
+        handle = model.layers[1].ffn.register_forward_hook(lambda module, args, out: seen.append(out.shape))
+        assert not model.runs_in_place()
+        model(ids, mask)
+        assert seen == [(2, 6, 24)]  # the hook ran: the reference path was taken
+        handle.remove()
+        assert model.runs_in_place()
+
+
+def test_in_place_keeps_every_returned_state_intact():
+    # With per-layer states asked for, the reference path runs: each state is its own tensor.
+    model = tiny_model(layers=3)
+    ids, mask = padded_batch([5, 5], 5)
+    with torch.no_grad():
+        states = model(ids, mask, output_hidden_states=True).hidden_states
+        last = model(ids, mask).last_hidden_state
+    assert len({s.data_ptr() for s in states}) == len(states)
+    assert max_err(states[-1], last) < 1e-12
+    embedded = model.embeddings(ids, torch.zeros_like(ids), torch.arange(5).expand(2, 5))
+    assert max_err(states[0], embedded) < 1e-12
