@@ -65,8 +65,12 @@ class Embeddings(nn.Module):
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, input_ids: Tensor, token_type_ids: Tensor, position_ids: Tensor) -> Tensor:
-        # Summed in transformers' order, so float rounding is the same too.
-        hidden = self.word(input_ids) + self.token_type(token_type_ids) + self.position(position_ids)  # (b, t, c)
+        # Summed in transformers' order, so float rounding is the same too; in place into the fresh
+        # word vectors, which saves two (b, t, c) allocations (autograd allows it: neither the lookup's
+        # nor the sum's backward reads this tensor).
+        hidden = self.word(input_ids)                  # (b, t, c)
+        hidden += self.token_type(token_type_ids)
+        hidden += self.position(position_ids)
         return self.dropout(self.norm(hidden))
 
 
