@@ -8,13 +8,16 @@ count the encoder's matmuls (see ``common.encoder_flops``) and are set against t
 measured in the same run.
 bf16 (``model.to(torch.bfloat16)``) is timed at 8×128, with its error against fp32 beside it.
 
-Run: ``python -m benchmarks.bench_encoder [--budget 150] [--device cpu|cuda] [--json out.json]``
+Run: ``python -m benchmarks.bench_encoder [--budget 150] [--device cpu|cuda] [--json out.json]``;
+one row, more rounds: ``... --size bert-base --shape 8x128 --max-rounds 15 --budget 1000``
 """
 
 from __future__ import annotations
 
+import argparse
 import copy
-from typing import Any, Optional
+import functools
+from typing import Any, Optional, Sequence
 
 import torch
 
@@ -34,7 +37,9 @@ def bf16_error(ours, ids, mask) -> dict[str, float]:
     return {"max_abs": diff.abs().max().item(), "rel": (diff.norm() / ref[keep].norm()).item()}
 
 
-def run(budget_s: float = 150.0, device: str = "cpu", json_path: Optional[str] = None) -> dict[str, Any]:
+def run(budget_s: float = 150.0, device: str = "cpu", json_path: Optional[str] = None,
+        sizes: Sequence[str] = tuple(SIZES), shapes: Sequence[tuple[int, int]] = tuple(SHAPES),
+        max_rounds: int = 9) -> dict[str, Any]:
     info = common.header()
     common.print_header(f"encoder inference, full batches ({device})", info)
     peak = common.matmul_peak(torch.float32, device=device)
@@ -44,18 +49,18 @@ def run(budget_s: float = 150.0, device: str = "cpu", json_path: Optional[str] =
     print(f"matmul peak (same run): fp32 {peak:.0f} GFLOP/s, bf16 {peak_bf16:.1f} GFLOP/s"
           + ("" if bf16_native else " (no AMX/AVX512-BF16 on this CPU: bf16 is emulated, so only its error "
                                    "is measured, at 1×64 on MiniLM)"))
-    per_shape = budget_s / (len(SIZES) * (len(SHAPES) + 1))
+    per_shape = budget_s / (len(sizes) * (len(shapes) + 1))
     rows, results = [], []
-    for size in SIZES:
+    for size in sizes:
         ours, theirs = common.load_pair(size, device=device)
         config = ours.config
-        for b, t in SHAPES:
+        for b, t in shapes:
             ids, mask = common.random_batch(b, t, config.vocab_size, device=device)
             contenders = {"minibert": lambda: ours(ids, mask), "gemms only": common.gemm_floor(config, b * t, device)}
             if theirs is not None:
                 contenders["transformers"] = lambda: theirs(input_ids=ids, attention_mask=mask)
             with torch.inference_mode():
-                timing = common.time_adaptive(contenders, per_shape, device=device)
+                timing = common.time_adaptive(contenders, per_shape, device=device, hi=max_rounds)
             timing["gemms only"] = common.floor_timing(timing["gemms only"], config)  # one layer -> all
             flops = common.encoder_flops(config, [t] * b)
             r = common.ratio(timing["minibert"], timing.get("transformers"))
@@ -107,7 +112,16 @@ def run(budget_s: float = 150.0, device: str = "cpu", json_path: Optional[str] =
 
 
 def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
-    return common.run_from_command_line(run, __doc__, argv, default_budget=150.0)
+    """Besides the shared options: ``--size`` and ``--shape BxT`` (repeatable) pick rows, ``--max-rounds``
+    allows more rounds, to settle one row on a noisy host, e.g.
+    ``--size bert-base --shape 8x128 --max-rounds 15 --budget 1000``."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--size", action="append", choices=SIZES)
+    parser.add_argument("--shape", action="append", type=lambda text: tuple(int(x) for x in text.split("x")))
+    parser.add_argument("--max-rounds", type=int, default=9)
+    own, rest = parser.parse_known_args(argv)
+    chosen = functools.partial(run, sizes=own.size or SIZES, shapes=own.shape or SHAPES, max_rounds=own.max_rounds)
+    return common.run_from_command_line(chosen, __doc__, rest, default_budget=150.0)
 
 
 if __name__ == "__main__":
