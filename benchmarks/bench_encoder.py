@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import functools
 from typing import Any, Optional, Sequence
 
 import torch
@@ -38,8 +37,9 @@ def bf16_error(ours, ids, mask) -> dict[str, float]:
 
 
 def run(budget_s: float = 150.0, device: str = "cpu", json_path: Optional[str] = None,
-        sizes: Sequence[str] = tuple(SIZES), shapes: Sequence[tuple[int, int]] = tuple(SHAPES),
+        sizes: Optional[Sequence[str]] = None, shapes: Optional[Sequence[tuple[int, int]]] = None,
         max_rounds: int = 9) -> dict[str, Any]:
+    sizes, shapes = sizes or SIZES, shapes or SHAPES
     info = common.header()
     common.print_header(f"encoder inference, full batches ({device})", info)
     peak = common.matmul_peak(torch.float32, device=device)
@@ -115,14 +115,12 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     """Besides the shared options: ``--size`` and ``--shape BxT`` (repeatable) pick rows, ``--max-rounds``
     allows more rounds, to settle one row on a noisy host, e.g.
     ``--size bert-base --shape 8x128 --max-rounds 15 --budget 1000``."""
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--size", action="append", choices=SIZES)
-    parser.add_argument("--shape", action="append", type=lambda text: tuple(int(x) for x in text.split("x")))
-    parser.add_argument("--max-rounds", type=int, default=9)
-    own, rest = parser.parse_known_args(argv)
-    chosen = functools.partial(run, sizes=own.size or SIZES, shapes=own.shape or SHAPES, max_rounds=own.max_rounds)
-    return common.run_from_command_line(chosen, __doc__, rest, default_budget=150.0)
-
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument("--size", dest="sizes", action="append", choices=SIZES, help="model size (default: all)")
+    options.add_argument("--shape", dest="shapes", action="append", help="BxT, e.g. 8x128 (default: all)",
+                         type=lambda text: tuple(int(x) for x in text.split("x")))
+    options.add_argument("--max-rounds", type=int, default=9, help="most timed rounds per row")
+    return common.run_from_command_line(run, __doc__, argv, default_budget=150.0, options=options)
 
 if __name__ == "__main__":
     main()

@@ -305,13 +305,17 @@ def time_adaptive(contenders: dict[str, Callable[[], Any]], budget_s: float, dev
 
 
 def run_from_command_line(run: Callable[..., dict[str, Any]], doc: str, argv: Optional[list[str]],
-                          default_budget: float) -> dict[str, Any]:
-    """The command line every timing script shares: ``--budget SECONDS --device cpu|cuda --json PATH``."""
+                          default_budget: float, options: Optional[Any] = None) -> dict[str, Any]:
+    """The command line every timing script shares: ``--budget SECONDS --device cpu|cuda --json PATH``.
+
+    ``options``, an ``argparse.ArgumentParser(add_help=False)``, adds a script's own options (listed by
+    ``--help`` with the shared ones); their values reach ``run`` as keyword arguments.
+    """
     import argparse
 
-    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0], parents=[options] if options else [])
     parser.add_argument("--budget", type=float, default=default_budget, help="seconds of timed rounds, roughly")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json")
-    args = parser.parse_args(argv)
-    return run(args.budget, args.device, args.json)
+    args = vars(parser.parse_args(argv))
+    return run(args.pop("budget"), args.pop("device"), args.pop("json"), **args)
