@@ -1,6 +1,6 @@
 """Padded variable-length batches: 32 sequences, lengths uniform in [16, 256], MiniLM and bert-base.
 
-Contenders: minibert unpadded (``unpad=True``, see ``minibert/unpad.py``), minibert's
+Contenders: minibert unpadded (``unpad=True``, see ``minibert/fast/unpad.py``), minibert's
 padded reference path (``unpad=False``), transformers with SDPA, and "gemms only, real tokens": the
 projection and FFN matmuls for the real tokens alone (``common.gemm_floor``), the lowest time any
 implementation that skips padding can reach with this BLAS. GFLOP/s are counted on real

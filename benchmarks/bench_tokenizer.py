@@ -86,7 +86,7 @@ def main(argv=None) -> int:
 
     import transformers
 
-    from minibert.hub import resolve
+    from minibert.checkpoints.hub import resolve
     from minibert.tokenizer import BertTokenizer
 
     try:

@@ -116,7 +116,7 @@ def main(argv=None) -> None:
         print(f"  {split} labels: {dict(sorted(counts.items()))}")
     if not args.run:
         return
-    from minibert import finetune
+    from minibert.train import finetune
 
     # Paragraphs are cut to their first 64 tokens: enough to recognise the topic, and it keeps each run
     # to a few minutes on two CPU cores. The same budget (epochs, batch, length) for every run.

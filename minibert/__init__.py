@@ -4,20 +4,20 @@
     tok = minibert.BertTokenizer.from_pretrained("sentence-transformers/all-MiniLM-L6-v2")
     model = minibert.BertModel.from_pretrained("sentence-transformers/all-MiniLM-L6-v2")
 
-Everything loads from local files only; see ``minibert.hub`` for how names resolve.
+Everything loads from local files only; see ``minibert.checkpoints.hub`` for how names resolve.
 """
 
-from .attention import MultiHeadAttention, scaled_dot_product_attention
-from .checkpoints import LoadReport
-from .config import BertConfig
-from .errors import (CheckpointError, CheckpointNotFoundError, ConfigError, InputError, InputTypeError,
+from minibert.attention import MultiHeadAttention, scaled_dot_product_attention
+from minibert.checkpoints.hf import LoadReport
+from minibert.config import BertConfig
+from minibert.errors import (CheckpointError, CheckpointNotFoundError, ConfigError, InputError, InputTypeError,
                      MinibertError, TrainingError)
-from .heads import (BertForMaskedLM, BertForMultipleChoice, BertForNextSentencePrediction, BertForPreTraining,
+from minibert.heads import (BertForMaskedLM, BertForMultipleChoice, BertForNextSentencePrediction, BertForPreTraining,
                     BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification)
-from .hub import DEFAULT_CHECKPOINT, resolve
-from .model import BertModel, BertPreTrainedModel
-from .sentence import SentenceEncoder
-from .tokenizer import BasicTokenizer, BatchEncoding, BertTokenizer, WordpieceTokenizer
+from minibert.checkpoints.hub import DEFAULT_CHECKPOINT, resolve
+from minibert.model import BertModel, BertPreTrainedModel
+from minibert.sentence import SentenceEncoder
+from minibert.tokenizer import BasicTokenizer, BatchEncoding, BertTokenizer, WordpieceTokenizer
 
 __version__ = "0.1.0"
 

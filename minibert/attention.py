@@ -21,10 +21,10 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from .errors import InputError, InputTypeError
+from minibert.errors import InputError, InputTypeError
 
 if TYPE_CHECKING:
-    from .unpad import Unpadding
+    from minibert.fast.unpad import Unpadding
 
 
 def mask_to_bias(mask: Tensor, dtype: torch.dtype) -> Tensor:

@@ -1,8 +1,8 @@
 """The ``minibert`` command: one entry point for training, inspecting, converting and using checkpoints.
 
-    minibert pretrain ...              pre-train with masked LM (+ NSP)         -> minibert.pretrain
-    minibert train-vocab ...           build a WordPiece vocabulary            -> minibert.vocab
-    minibert finetune ...              fine-tune a text classifier             -> minibert.finetune
+    minibert pretrain ...              pre-train with masked LM (+ NSP)         -> minibert.train.pretrain
+    minibert train-vocab ...           build a WordPiece vocabulary            -> minibert.data.vocab
+    minibert finetune ...              fine-tune a text classifier             -> minibert.train.finetune
     minibert fill-mask "Paris is the [MASK] of France." [--checkpoint PATH] [--top-k 5]
     minibert embed TEXT... [--checkpoint PATH] [--json]
     minibert info CHECKPOINT
@@ -27,9 +27,9 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from . import __version__
-from .errors import CheckpointError, InputError, MinibertError
-from .hub import DEFAULT_CHECKPOINT
+from minibert import __version__
+from minibert.errors import CheckpointError, InputError, MinibertError
+from minibert.checkpoints.hub import DEFAULT_CHECKPOINT
 
 # Classes a checkpoint's config.json may name in "architectures"; all live in minibert.model/heads.
 ARCHITECTURES = ("BertModel", "BertForPreTraining", "BertForMaskedLM", "BertForNextSentencePrediction",
@@ -45,13 +45,13 @@ def _architecture_class(name: str):
     if name not in ARCHITECTURES:
         raise CheckpointError(f"architecture {name!r} is not one minibert implements; choose one of "
                               f"{', '.join(ARCHITECTURES)} (convert: --architecture NAME)")
-    from . import heads, model
+    from minibert import heads, model
 
     return getattr(heads, name, None) or getattr(model, name)
 
 
 def _checkpoint_folder(name_or_path: str) -> Path:
-    from .hub import resolve
+    from minibert.checkpoints.hub import resolve
 
     path = resolve(name_or_path)
     return path if path.is_dir() else path.parent
@@ -83,8 +83,8 @@ def _add_fill_mask(parser: argparse.ArgumentParser) -> None:
 def _run_fill_mask(args: argparse.Namespace) -> None:
     import torch
 
-    from .heads import BertForMaskedLM
-    from .tokenizer import BertTokenizer
+    from minibert.heads import BertForMaskedLM
+    from minibert.tokenizer import BertTokenizer
 
     if args.top_k < 1:
         raise InputError(f"--top-k must be a positive integer, got {args.top_k}")
@@ -124,7 +124,7 @@ def _add_embed(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_embed(args: argparse.Namespace) -> None:
-    from .sentence import SentenceEncoder
+    from minibert.sentence import SentenceEncoder
 
     encoder = SentenceEncoder.from_pretrained(args.checkpoint)
     vectors = encoder.encode(list(args.texts), batch_size=args.batch_size)            # (n, c)
@@ -142,8 +142,8 @@ def _add_info(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_info(args: argparse.Namespace) -> None:
-    from .checkpoints import find_weights
-    from .sentence import read_sentence_config
+    from minibert.checkpoints.hf import find_weights
+    from minibert.sentence import read_sentence_config
 
     folder = _checkpoint_folder(args.checkpoint)
     declared, source = _declared_architecture(folder)
@@ -227,9 +227,9 @@ def _delegate(module_name: str) -> tuple[Callable, Callable]:
 
 # name -> (one-line help, add arguments, run)
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
-    "pretrain": ("pre-train a BERT with masked LM (and NSP) on text files", *_delegate("pretrain")),
-    "train-vocab": ("train a WordPiece vocabulary (vocab.txt) on text files", *_delegate("vocab")),
-    "finetune": ("fine-tune a checkpoint to classify texts or text pairs (CSV/JSONL)", *_delegate("finetune")),
+    "pretrain": ("pre-train a BERT with masked LM (and NSP) on text files", *_delegate("train.pretrain")),
+    "train-vocab": ("train a WordPiece vocabulary (vocab.txt) on text files", *_delegate("data.vocab")),
+    "finetune": ("fine-tune a checkpoint to classify texts or text pairs (CSV/JSONL)", *_delegate("train.finetune")),
     "fill-mask": ("predict the tokens behind [MASK] with a masked-LM checkpoint", _add_fill_mask, _run_fill_mask),
     "embed": ("print sentence embeddings of texts", _add_embed, _run_embed),
     "info": ("summarise a checkpoint: config, parameter count, load report", _add_info, _run_info),

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from .errors import CheckpointError, ConfigError
+from minibert.errors import CheckpointError, ConfigError
 
 # hidden_act -> the activation it names. "gelu" is the exact (erf) form, as in HF; Google's original
 # checkpoints computed the tanh approximation, which HF calls "gelu_new".

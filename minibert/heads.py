@@ -12,10 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import BertConfig
-from .errors import InputError
-from .model import BertModel, BertPreTrainedModel, activation
-from .outputs import (MaskedLMOutput, MultipleChoiceOutput, NextSentencePredictorOutput, PreTrainingOutput,
+from minibert.config import BertConfig
+from minibert.errors import InputError
+from minibert.model import BertModel, BertPreTrainedModel, activation
+from minibert.outputs import (MaskedLMOutput, MultipleChoiceOutput, NextSentencePredictorOutput, PreTrainingOutput,
                       QuestionAnsweringOutput, SequenceClassifierOutput, TokenClassifierOutput)
 
 

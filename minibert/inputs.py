@@ -11,8 +11,8 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from .config import BertConfig
-from .errors import InputError, InputTypeError
+from minibert.config import BertConfig
+from minibert.errors import InputError, InputTypeError
 
 _INT_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
 

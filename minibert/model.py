@@ -21,13 +21,13 @@ from typing import Any, Optional
 import torch
 from torch import Tensor, nn
 
-from . import checkpoints
-from .attention import MultiHeadAttention, mask_to_bias
-from .config import BertConfig
-from .errors import InputError
-from .inputs import check_inputs
-from .outputs import BaseModelOutput
-from .unpad import Unpadding
+from minibert import checkpoints
+from minibert.attention import MultiHeadAttention, mask_to_bias
+from minibert.config import BertConfig
+from minibert.errors import InputError
+from minibert.inputs import check_inputs
+from minibert.outputs import BaseModelOutput
+from minibert.fast.unpad import Unpadding
 
 
 def activation(name: str) -> nn.Module:

@@ -32,10 +32,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .errors import CheckpointError, ConfigError, InputError, InputTypeError
-from .hub import DEFAULT_CHECKPOINT, resolve
-from .model import BertModel
-from .progress import progress_bar
+from minibert.errors import CheckpointError, ConfigError, InputError, InputTypeError
+from minibert.checkpoints.hub import DEFAULT_CHECKPOINT, resolve
+from minibert.model import BertModel
+from minibert.progress import progress_bar
 
 # The pooling modes, in the order their outputs are concatenated when a config switches on several
 # (the order sentence-transformers uses, so multi-mode checkpoints give the same vector layout).
@@ -212,7 +212,7 @@ class SentenceEncoder(nn.Module):
 
         Extra keyword arguments go to ``BertModel.from_pretrained`` (e.g. ``dtype``).
         """
-        from .tokenizer import BertTokenizer  # imported here: the tokenizer is only needed for text input
+        from minibert.tokenizer import BertTokenizer  # imported here: the tokenizer is only needed for text input
 
         root = resolve(name_or_path)
         if not root.is_dir():

@@ -23,7 +23,7 @@ WORKER = textwrap.dedent("""
     import json, sys
     import torch
     from test_trainer import make_batches, tiny_model
-    from minibert.trainer import BatchList, TrainConfig, Trainer, cleanup_distributed, init_distributed
+    from minibert.train.trainer import BatchList, TrainConfig, Trainer, cleanup_distributed, init_distributed
 
     torch.set_num_threads(1)
     out_dir, steps = sys.argv[1], int(sys.argv[2])
@@ -62,7 +62,7 @@ def test_two_process_ddp_equals_one_process_with_the_same_global_batch(tmp_path)
 
     from test_trainer import make_batches, tiny_model
 
-    from minibert.trainer import BatchList, TrainConfig, Trainer
+    from minibert.train.trainer import BatchList, TrainConfig, Trainer
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -1,7 +1,7 @@
 """The fast paths equal the readable reference path they sit beside.
 
 * SDPA (used when no one asks for the weights) equals ``attend``, with and without padding;
-* unpadding (``minibert/unpad.py``) equals the padded path on every real token and on the pooled
+* unpadding (``minibert/fast/unpad.py``) equals the padded path on every real token and on the pooled
   output, forward and backward: float64 to 1e-10, float32 to 1e-5; padded positions come back as zeros;
 * ``plan_padding`` picks the unpadded path only where the caller cannot see the difference;
 * the in-place inference blocks (``EncoderBlock.forward_in_place``) equal ``forward``, and are taken
@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 import minibert
 from minibert.attention import MultiHeadAttention, mask_to_bias
-from minibert.unpad import Unpadding
+from minibert.fast.unpad import Unpadding
 
 
 def tiny_model(dtype=torch.float64, layers=2, seed=0, cls=minibert.BertModel, **config):

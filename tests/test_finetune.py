@@ -16,7 +16,7 @@ import torch
 
 from minibert import BertConfig, BertForSequenceClassification, BertModel
 from minibert.errors import InputError, InputTypeError
-from minibert.finetune import (Example, PaddingCollator, _optimizer_and_schedule, build_parser, classification_metrics,
+from minibert.train.finetune import (Example, PaddingCollator, _optimizer_and_schedule, build_parser, classification_metrics,
                                load_examples, main, stratified_split)
 from minibert.tokenizer import BertTokenizer
 

@@ -5,7 +5,7 @@ import sys
 
 
 def test_import_minibert_never_imports_transformers():
-    code = ("import sys, minibert, minibert.cli, minibert.tokenizer, minibert.tf_checkpoint\n"
+    code = ("import sys, minibert, minibert.cli, minibert.tokenizer, minibert.checkpoints.tf\n"
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('transformers', 'tokenizers', "
             "'tensorflow', 'sentence_transformers', 'huggingface_hub'))\n"
             "print(bad)\nassert not bad, bad\n")

@@ -12,10 +12,10 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from minibert.errors import InputError
-from minibert.pretraining_data import (PretrainingStream, SegmentPair, Vocabulary, build_example, collate,
+from minibert.data.pretraining import (PretrainingStream, SegmentPair, Vocabulary, build_example, collate,
                                        create_segment_pairs, mask_tokens, pydoc_documents, read_documents,
                                        split_documents, split_sentences)
-from minibert.vocab import SPECIAL_TOKENS, save_vocab, train_wordpiece
+from minibert.data.vocab import SPECIAL_TOKENS, save_vocab, train_wordpiece
 
 SPECIAL = frozenset(range(5))  # [PAD] [UNK] [CLS] [SEP] [MASK]
 MASK_ID = 4
@@ -316,7 +316,7 @@ def test_train_wordpiece_reads_files_and_checks_arguments(tmp_path):
 
 
 def test_vocab_cli(tmp_path, capsys):
-    from minibert import vocab
+    from minibert.data import vocab
 
     corpus = tmp_path / "c.txt"
     corpus.write_text("alpha beta gamma\nalpha beta\n", encoding="utf-8")
@@ -330,7 +330,7 @@ def test_vocab_cli(tmp_path, capsys):
 def test_random_next_never_comes_from_the_same_document():
     """Regression (found by hypothesis): with two documents, ten unlucky draws used to leave the
     "random" segment B in A's own document while labelling the pair random."""
-    from minibert.pretraining_data import create_segment_pairs
+    from minibert.data.pretraining import create_segment_pairs
 
     class Unlucky(random.Random):
         """Always lands on document 0 for its first ten document draws, always asks for a random B."""

@@ -22,9 +22,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import minibert.tf_checkpoint as tfc
+import minibert.checkpoints.tf as tfc
 from minibert.errors import CheckpointError, CheckpointNotFoundError
-from minibert.tf_checkpoint import (
+from minibert.checkpoints.tf import (
     GOOGLE_TO_HF,
     crc32c,
     is_tf_checkpoint,
@@ -290,7 +290,7 @@ def test_read_google_config(tmp_path):
 
 
 def test_module_imports_no_tensorflow_or_transformers():
-    code = ("import sys, minibert.tf_checkpoint as m; m.read_tf_checkpoint(sys.argv[1]); "
+    code = ("import sys, minibert.checkpoints.tf as m; m.read_tf_checkpoint(sys.argv[1]); "
             "bad = [x for x in ('tensorflow', 'transformers') if x in sys.modules]; print(bad); sys.exit(bool(bad))")
     result = subprocess.run([sys.executable, "-c", code, str(DTYPES)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from pydoc_data.topics import topics
 
 from minibert.errors import CheckpointError, InputError, InputTypeError
-from minibert.hub import resolve
+from minibert.checkpoints.hub import resolve
 from minibert.tokenizer import BasicTokenizer, BatchEncoding, BertTokenizer, WordpieceTokenizer
 
 transformers = pytest.importorskip("transformers")

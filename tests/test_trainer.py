@@ -19,7 +19,7 @@ from torch import nn
 
 from minibert import BertConfig, BertForPreTraining
 from minibert.errors import ConfigError, TrainingError
-from minibert.trainer import (BatchList, TrainConfig, Trainer, linear_schedule, make_optimizer, param_groups,
+from minibert.train.trainer import (BatchList, TrainConfig, Trainer, linear_schedule, make_optimizer, param_groups,
                               read_metrics)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -171,7 +171,7 @@ def test_unwritable_output_folder_is_reported_before_training(tmp_path):
 def test_full_disk_is_reported_before_training(tmp_path, monkeypatch):
     import shutil
 
-    from minibert import trainer as trainer_module
+    from minibert.train import trainer as trainer_module
 
     usage = shutil.disk_usage(tmp_path)
     monkeypatch.setattr(trainer_module.shutil, "disk_usage", lambda path: usage._replace(free=1000))
@@ -210,11 +210,11 @@ def test_nan_loss_stops_the_run_naming_the_step_and_keeps_the_last_checkpoint(tm
 # ------------------------------------------------------------- the command, stopped and resumed
 
 DRIVER = textwrap.dedent("""
-    # Runs minibert.pretrain with a pause after every step (so that a test can kill it mid-run), and
+    # Runs minibert.train.pretrain with a pause after every step (so that a test can kill it mid-run), and
     # optionally kills itself with SIGKILL halfway through writing its N-th checkpoint.
     import io, os, signal, sys, time
     import torch
-    import minibert.trainer as trainer
+    import minibert.train.trainer as trainer
 
     pause, die_on_save = float(sys.argv[1]), int(sys.argv[2])
     real_step, real_save, saves = trainer.Trainer.train_step, torch.save, [0]
@@ -236,7 +236,7 @@ DRIVER = textwrap.dedent("""
 
     trainer.Trainer.train_step = slow_step
     torch.save = dying_save
-    from minibert.pretrain import main
+    from minibert.train.pretrain import main
     sys.exit(main(sys.argv[3:]))
 """)
 STEPS, SAVE_EVERY = 16, 4
@@ -245,8 +245,8 @@ STEPS, SAVE_EVERY = 16, 4
 @pytest.fixture(scope="module")
 def run_setup(tmp_path_factory):
     """A small corpus file, a trained vocabulary, the driver script, and one unbroken run."""
-    from minibert.pretraining_data import pydoc_documents
-    from minibert.vocab import save_vocab, train_wordpiece
+    from minibert.data.pretraining import pydoc_documents
+    from minibert.data.vocab import save_vocab, train_wordpiece
 
     root = tmp_path_factory.mktemp("pretrain")
     documents = pydoc_documents()[:6]

@@ -48,7 +48,7 @@ print(minibert.DEFAULT_CHECKPOINT, "->", minibert.resolve(minibert.DEFAULT_CHECK
 # ## Loading
 #
 # `from_pretrained` reads `config.json` into a `BertConfig`, builds the model, and copies each
-# tensor of `model.safetensors` into place through the name table in `minibert/checkpoints.py`
+# tensor of `model.safetensors` into place through the name table in `minibert/checkpoints/hf.py`
 # (Hugging Face's `encoder.layer.0.attention.self.query.weight` becomes part of minibert's fused
 # `layers.0.attn.qkv.weight`, and so on). `model.load_report` lists what did not fit: for a
 # complete checkpoint, nothing.

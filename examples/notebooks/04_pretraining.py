@@ -39,10 +39,10 @@ import torch
 import torch.nn.functional as F
 
 from minibert import BertConfig, BertForPreTraining
-from minibert.pretraining_data import (PretrainingStream, Vocabulary, build_example, create_segment_pairs,
+from minibert.data.pretraining import (PretrainingStream, Vocabulary, build_example, create_segment_pairs,
                                        pydoc_documents, tokenize_document)
 from minibert.tokenizer import BertTokenizer
-from minibert.vocab import save_vocab, train_wordpiece
+from minibert.data.vocab import save_vocab, train_wordpiece
 
 torch.manual_seed(0)
 FIGURES = Path(os.environ.get("MINIBERT_FIGURES", "figures"))
@@ -53,7 +53,7 @@ FIGURES.mkdir(parents=True, exist_ok=True)
 #
 # A *document* is a list of sentences; each pydoc topic is one document. BERT's vocabulary of
 # 30,522 pieces is far more than this small corpus needs, so we learn a 2,000-piece WordPiece
-# vocabulary from it (`minibert.vocab.train_wordpiece`: start from characters, repeatedly merge the
+# vocabulary from it (`minibert.data.vocab.train_wordpiece`: start from characters, repeatedly merge the
 # most frequent adjacent pair of pieces). The first five ids are the special tokens.
 
 # %%
@@ -299,4 +299,4 @@ assert all(after[s][1] > before[s][1] for s in PROBES)
 # * 200 steps lower the held-out MLM loss by more than a nat and raise the probability of the
 #   right word in fill-mask.
 #
-# The full-size pretraining entry point is `minibert.pretrain` (see `docs/training.md`).
+# The full-size pretraining entry point is `minibert.train.pretrain` (see `docs/training.md`).

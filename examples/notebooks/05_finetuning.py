@@ -40,7 +40,7 @@ from pydoc_data.topics import topics
 from torch.utils.data import DataLoader, Dataset
 
 from minibert import DEFAULT_CHECKPOINT, BertForSequenceClassification, InputError
-from minibert.pretraining_data import text_to_document
+from minibert.data.pretraining import text_to_document
 from minibert.tokenizer import BertTokenizer
 
 torch.manual_seed(0)
@@ -247,5 +247,5 @@ assert accuracy_after >= 0.85 and accuracy_after > accuracy_before + 0.2
 #   brings held-out accuracy to at least 85%;
 # * `model.eval()` makes predictions deterministic; `torch.no_grad()` makes them cheap.
 #
-# For real tasks, `minibert.finetune` does the same with validation, learning-rate schedule and
+# For real tasks, `minibert.train.finetune` does the same with validation, learning-rate schedule and
 # checkpointing (`docs/training.md`).

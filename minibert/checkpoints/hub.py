@@ -14,7 +14,7 @@ import importlib.util
 import os
 from pathlib import Path
 
-from .errors import CheckpointNotFoundError, InputTypeError
+from minibert.errors import CheckpointNotFoundError, InputTypeError
 
 DEFAULT_CHECKPOINT = "sentence-transformers/all-MiniLM-L6-v2"
 

@@ -42,7 +42,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
 import torch
 from torch import Tensor
 
-from .errors import InputError, InputTypeError
+from minibert.errors import InputError, InputTypeError
 
 Document = list[str]                 # sentences
 TokenizedDocument = list[list[int]]  # token ids of each sentence

@@ -1,16 +1,16 @@
 """Pretrain a BERT from scratch: vocabulary, data, model, training loop, report.
 
-    python -m minibert.pretrain pydoc --out-dir runs/pydoc-bert --steps 2000
-    torchrun --nproc_per_node=2 -m minibert.pretrain corpus/ --out-dir runs/bert   # DDP, one shard per rank
+    python -m minibert.train.pretrain pydoc --out-dir runs/pydoc-bert --steps 2000
+    torchrun --nproc_per_node=2 -m minibert.train.pretrain corpus/ --out-dir runs/bert   # DDP, one shard per rank
 
 Steps, all in ``main``:
 
 1. The output folder is checked first (a TrainingError naming it if it cannot be written).
 2. The vocabulary: ``--vocab`` (a vocab.txt or a tokenizer folder), or one trained on the training
-   documents by rank 0 (``minibert.vocab``); either way it is written to the output folder.
+   documents by rank 0 (``minibert.data.vocab``); either way it is written to the output folder.
 3. Data: every ``--heldout-every``-th document is held out; a fixed evaluation set is drawn from
-   those, and each rank streams its shard of the others (``minibert.pretraining_data``).
-4. The model, ``BertForPreTraining``, initialised from ``--seed``, trained by ``minibert.trainer``.
+   those, and each rank streams its shard of the others (``minibert.data.pretraining``).
+4. The model, ``BertForPreTraining``, initialised from ``--seed``, trained by ``minibert.train.trainer``.
 5. The report: held-out MLM loss and accuracy and NSP accuracy before and after training, next to
    the frequency baseline (always predicting the token most often masked in the training data).
    It is printed and written to ``results.json``; the model is saved with ``save_pretrained``, the
@@ -32,18 +32,18 @@ from typing import Any, Optional, Sequence, Union
 import torch
 import torch.distributed as dist
 
-from .config import BertConfig
-from .errors import ConfigError
-from .heads import BertForPreTraining
-from .pretraining_data import PretrainingStream, document_factory, split_documents
-from .trainer import (Trainer, TrainConfig, _raise_if_any, check_output_dir, cleanup_distributed,
+from minibert.config import BertConfig
+from minibert.errors import ConfigError
+from minibert.heads import BertForPreTraining
+from minibert.data.pretraining import PretrainingStream, document_factory, split_documents
+from minibert.train.trainer import (Trainer, TrainConfig, _raise_if_any, check_output_dir, cleanup_distributed,
                       init_distributed, read_metrics)
 
 
 def build_parser(parser: Optional[argparse.ArgumentParser] = None) -> argparse.ArgumentParser:
     """The pretraining options (fills ``parser`` when given, e.g. a sub-command's)."""
     if parser is None:
-        parser = argparse.ArgumentParser(prog="python -m minibert.pretrain",
+        parser = argparse.ArgumentParser(prog="python -m minibert.train.pretrain",
                                          description="Pretrain a BERT from scratch (masked LM + next sentence).")
     parser.add_argument("corpus", help="a text file (one sentence per line, blank line between documents), "
                                        "a folder of .txt files, or 'pydoc' for the pydoc_data.topics corpus")
@@ -109,8 +109,8 @@ def _cache_tokens(choice: str, corpus: str) -> bool:
 
 def _prepare_vocab(args: argparse.Namespace, out_dir: Path, is_main: bool) -> None:
     """Rank 0 puts vocab.txt and tokenizer_config.json into ``out_dir``."""
-    from .tokenizer import BertTokenizer
-    from .vocab import save_vocab, train_wordpiece
+    from minibert.tokenizer import BertTokenizer
+    from minibert.data.vocab import save_vocab, train_wordpiece
 
     if not is_main:
         return
@@ -156,7 +156,7 @@ def main(argv: Union[Sequence[str], argparse.Namespace, None] = None) -> int:
         _prepare_vocab(args, out_dir, context.is_main)
         if context.distributed:
             dist.barrier()
-        from .tokenizer import BertTokenizer
+        from minibert.tokenizer import BertTokenizer
 
         tokenizer = BertTokenizer.from_pretrained(out_dir)
 

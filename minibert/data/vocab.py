@@ -36,7 +36,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Sequence, Union
 
-from .errors import InputError, InputTypeError
+from minibert.errors import InputError, InputTypeError
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 CONTINUATION = "##"
@@ -68,7 +68,7 @@ def _lines(texts_or_files: Union[TextOrPath, Iterable[TextOrPath]]) -> Iterator[
 
 def count_words(texts_or_files: Union[TextOrPath, Iterable[TextOrPath]], lowercase: bool = True) -> Counter:
     """Word frequencies after ``BasicTokenizer`` pre-tokenisation."""
-    from .tokenizer import BasicTokenizer
+    from minibert.tokenizer import BasicTokenizer
 
     basic = BasicTokenizer(do_lower_case=lowercase)
     counts: Counter = Counter()
@@ -200,7 +200,7 @@ def save_vocab(tokens: Sequence[str], path: Union[str, os.PathLike], do_lower_ca
     """Write a vocabulary. ``path`` ending in ``.txt`` is the file itself; anything else is a folder that
     receives ``vocab.txt`` and ``tokenizer_config.json`` (so ``BertTokenizer.from_pretrained(folder)``
     gets ``do_lower_case`` right). Written atomically. Returns the path of vocab.txt."""
-    from .checkpoints import _atomic_write
+    from minibert.checkpoints.hf import _atomic_write
 
     if not tokens or len(set(tokens)) != len(tokens):
         raise InputError("tokens must be a non-empty list without duplicates")
@@ -218,7 +218,7 @@ def save_vocab(tokens: Sequence[str], path: Union[str, os.PathLike], do_lower_ca
 
     _atomic_write(vocab_file, write)
     if path.suffix != ".txt":
-        from .tokenizer import BertTokenizer
+        from minibert.tokenizer import BertTokenizer
 
         BertTokenizer(vocab_file, do_lower_case=do_lower_case).save_pretrained(folder)
     return vocab_file
@@ -229,7 +229,7 @@ def save_vocab(tokens: Sequence[str], path: Union[str, os.PathLike], do_lower_ca
 def build_parser(parser: Optional[argparse.ArgumentParser] = None) -> argparse.ArgumentParser:
     """The ``train-vocab`` command's options (fills ``parser`` when given, e.g. a sub-command's)."""
     if parser is None:
-        parser = argparse.ArgumentParser(prog="python -m minibert.vocab",
+        parser = argparse.ArgumentParser(prog="python -m minibert.data.vocab",
                                          description="Train a WordPiece vocabulary (vocab.txt) on a corpus.")
     parser.add_argument("inputs", nargs="+",
                         help="text files or folders of .txt files, or 'pydoc' for the pydoc_data.topics corpus")
@@ -238,7 +238,7 @@ def build_parser(parser: Optional[argparse.ArgumentParser] = None) -> argparse.A
     parser.add_argument("--vocab-size", type=int, default=8000, help="number of tokens, specials included")
     parser.add_argument("--min-frequency", type=int, default=2, help="least count of a pair to merge it")
     parser.add_argument("--score", choices=("frequency", "likelihood"), default="frequency",
-                        help="how pairs of pieces are ranked for merging (see minibert.vocab)")
+                        help="how pairs of pieces are ranked for merging (see minibert.data.vocab)")
     parser.add_argument("--cased", action="store_true", help="keep case and accents (default: lower-case)")
     return parser
 

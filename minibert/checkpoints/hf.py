@@ -22,9 +22,9 @@ from typing import Any, Optional
 import torch
 from torch import Tensor
 
-from .config import BertConfig
-from .errors import CheckpointError, ConfigError
-from .hub import resolve
+from minibert.config import BertConfig
+from minibert.errors import CheckpointError, ConfigError
+from minibert.checkpoints.hub import resolve
 
 
 def _wb(own: str, hf: str) -> list[tuple[str, Any]]:
@@ -161,7 +161,7 @@ def read_weights(path: Path) -> dict[str, Tensor]:
     if name.endswith((".bin", ".pt", ".pth")):
         return _read_torch_bin(path)
     if ".ckpt" in name:
-        from .tf_checkpoint import load_tf_bert
+        from minibert.checkpoints.tf import load_tf_bert
 
         state, _skipped = load_tf_bert(path)
         return state
@@ -185,7 +185,7 @@ def read_config(folder: Path, **overrides: Any) -> BertConfig:
     if (folder / "config.json").is_file():
         return BertConfig.from_json_file(folder / "config.json", **overrides)
     if (folder / "bert_config.json").is_file():  # the layout of Google's original zip files
-        from .tf_checkpoint import read_google_config
+        from minibert.checkpoints.tf import read_google_config
 
         return BertConfig.from_dict(read_google_config(folder / "bert_config.json"), **overrides)
     raise CheckpointError(f"no config.json in {folder}: minibert needs the model's config next to its weights")

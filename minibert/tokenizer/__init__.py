@@ -61,7 +61,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterable, List, Optional, Sequence, Tuple, Union
 
-from .errors import CheckpointError, CheckpointNotFoundError, InputError, InputTypeError
+from minibert.errors import CheckpointError, CheckpointNotFoundError, InputError, InputTypeError
 
 __all__ = ["BasicTokenizer", "WordpieceTokenizer", "BertTokenizer", "BatchEncoding"]
 
@@ -656,14 +656,14 @@ class BertTokenizer:
 
     @classmethod
     def from_pretrained(cls, name_or_path: Union[str, os.PathLike], **overrides) -> "BertTokenizer":
-        """Load from a checkpoint folder, a ``vocab.txt``, or a checkpoint name (see :func:`minibert.hub.resolve`).
+        """Load from a checkpoint folder, a ``vocab.txt``, or a checkpoint name (see :func:`minibert.checkpoints.hub.resolve`).
 
         ``tokenizer_config.json`` (and ``special_tokens_map.json``) next to the vocabulary supply
         ``do_lower_case``, ``strip_accents``, ``tokenize_chinese_chars``, ``model_max_length``,
         ``never_split`` and the special tokens; keyword arguments override them. A config with
         ``model_max_length`` of transformers' "unlimited" sentinel falls back to 512.
         """
-        from .hub import resolve
+        from minibert.checkpoints.hub import resolve
 
         path = resolve(name_or_path)
         if path.is_file():

@@ -55,9 +55,9 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .checkpoints import _atomic_write
-from .errors import CheckpointError, ConfigError, InputTypeError, TrainingError
-from .progress import progress_bar
+from minibert.checkpoints.hf import _atomic_write
+from minibert.errors import CheckpointError, ConfigError, InputTypeError, TrainingError
+from minibert.progress import progress_bar
 
 CHECKPOINT_FORMAT = "minibert-pretraining-checkpoint/1"
 

@@ -14,7 +14,7 @@ small learning rate. This module does that end to end, with nothing hidden:
 3. **Optimisation.** AdamW with weight decay on weight matrices only (no decay on biases and
    LayerNorm parameters), a learning rate that rises linearly during warm-up and then falls
    linearly to zero, and gradient clipping at norm 1. The parameter groups and the schedule are
-   ``minibert.trainer``'s, the ones pre-training uses.
+   ``minibert.train.trainer``'s, the ones pre-training uses.
 4. **Evaluation each epoch** on the validation rows: loss, accuracy and macro-F1 (the unweighted mean
    of per-class F1, which a classifier cannot game by always answering the majority class). The best
    epoch (by ``--metric``) is saved to ``OUT_DIR/best`` with ``save_pretrained`` plus the tokenizer's
@@ -25,7 +25,7 @@ small learning rate. This module does that end to end, with nothing hidden:
 ``--from-scratch`` trains the same architecture from random initialisation with the same budget:
 the control that shows what pre-training is worth.
 
-    python -m minibert.finetune --train data/ --out-dir runs/topics --epochs 3
+    python -m minibert.train.finetune --train data/ --out-dir runs/topics --epochs 3
 """
 
 from __future__ import annotations
@@ -44,9 +44,9 @@ from typing import Any, Iterable, Optional, Sequence, Union
 import torch
 from torch import Tensor
 
-from .errors import InputError, InputTypeError, TrainingError
-from .hub import DEFAULT_CHECKPOINT
-from .progress import progress_bar
+from minibert.errors import InputError, InputTypeError, TrainingError
+from minibert.checkpoints.hub import DEFAULT_CHECKPOINT
+from minibert.progress import progress_bar
 
 # Column names recognised when the caller does not name them, first match wins.
 TEXT_COLUMNS = ("text", "sentence", "sentence1", "text_a", "premise", "question")
@@ -237,9 +237,9 @@ def evaluate(model: torch.nn.Module, batches: Iterable[dict[str, Tensor]], devic
 
 # ------------------------------------------------------------------------------------ optimisation
 def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
-    """AdamW over ``minibert.trainer.param_groups``: decay on weight matrices and embeddings only,
+    """AdamW over ``minibert.train.trainer.param_groups``: decay on weight matrices and embeddings only,
     none on biases and LayerNorm parameters (the same groups pre-training uses)."""
-    from .trainer import param_groups
+    from minibert.train.trainer import param_groups
 
     return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr)
 
@@ -247,7 +247,7 @@ def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> t
 def _optimizer_and_schedule(model: torch.nn.Module, lr: float, weight_decay: float,
                             warmup_steps: int, total_steps: int):
     """AdamW and the learning-rate schedule: linear warm-up to ``lr``, then linear decay to 0."""
-    from .trainer import linear_schedule
+    from minibert.train.trainer import linear_schedule
 
     optimizer = build_optimizer(model, lr, weight_decay)
     return optimizer, linear_schedule(optimizer, warmup_steps, total_steps)
@@ -257,7 +257,7 @@ def _optimizer_and_schedule(model: torch.nn.Module, lr: float, weight_decay: flo
 def build_parser(parser: Optional[argparse.ArgumentParser] = None) -> argparse.ArgumentParser:
     """The ``finetune`` arguments, added to ``parser`` (a CLI sub-parser) or to a new parser."""
     if parser is None:
-        parser = argparse.ArgumentParser(prog="python -m minibert.finetune", description=__doc__.split("\n\n")[0],
+        parser = argparse.ArgumentParser(prog="python -m minibert.train.finetune", description=__doc__.split("\n\n")[0],
                                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     data = parser.add_argument_group("data")
     data.add_argument("--train", required=True,
@@ -332,11 +332,11 @@ def main(argv: Union[Sequence[str], argparse.Namespace, None] = None) -> dict[st
         raise InputTypeError(f"argv must be a list of arguments or an argparse.Namespace, got the string {argv!r}")
     args = argv if isinstance(argv, argparse.Namespace) else build_parser().parse_args(argv)
     _check_args(args)
-    from .config import BertConfig
-    from .heads import BertForSequenceClassification
-    from .hub import resolve
-    from .checkpoints import read_config
-    from .tokenizer import BertTokenizer
+    from minibert.config import BertConfig
+    from minibert.heads import BertForSequenceClassification
+    from minibert.checkpoints.hub import resolve
+    from minibert.checkpoints.hf import read_config
+    from minibert.tokenizer import BertTokenizer
 
     started = time.time()
     random.seed(args.seed)

@@ -1,0 +1,1 @@
+"""Data: WordPiece vocabulary training and pretraining examples."""

@@ -1,0 +1,1 @@
+"""Fast paths beside the reference model: unpadding, in-place inference, reduced precision."""
