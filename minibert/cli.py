@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from minibert import __version__
+from minibert.checks import check_positive_int
 from minibert.errors import CheckpointError, InputError, MinibertError
 from minibert.checkpoints.hub import DEFAULT_CHECKPOINT
 
@@ -86,8 +87,7 @@ def _run_fill_mask(args: argparse.Namespace) -> None:
     from minibert.heads import BertForMaskedLM
     from minibert.tokenizer import BertTokenizer
 
-    if args.top_k < 1:
-        raise InputError(f"--top-k must be a positive integer, got {args.top_k}")
+    check_positive_int("--top-k", args.top_k)
     model = BertForMaskedLM.from_pretrained(args.checkpoint)
     untrained = [name for name in model.load_report.missing if name.startswith("mlm.")]
     if untrained:

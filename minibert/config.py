@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from minibert.checks import check_positive_int
 from minibert.errors import CheckpointError, ConfigError
 
 # hidden_act -> the activation it names. "gelu" is the exact (erf) form, as in HF; Google's original
@@ -61,12 +62,8 @@ class BertConfig:
         """Raise ``ConfigError`` naming the first impossible field."""
         positive = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
                     "intermediate_size", "max_position_embeddings", "type_vocab_size")
-        for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ConfigError(f"config.{name} must be a positive integer, got {value!r}")
-        if not isinstance(self.num_labels, int) or isinstance(self.num_labels, bool) or self.num_labels < 1:
-            raise ConfigError(f"config.num_labels must be a positive integer, got {self.num_labels!r}")
+        for name in (*positive, "num_labels"):
+            setattr(self, name, check_positive_int(f"config.{name}", getattr(self, name), error=ConfigError))
         if self.hidden_size % self.num_attention_heads:
             raise ConfigError(
                 f"config.hidden_size ({self.hidden_size}) must be a multiple of "

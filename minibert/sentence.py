@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from minibert.checks import check_int, check_positive_int
 from minibert.errors import CheckpointError, ConfigError, InputError, InputTypeError
 from minibert.checkpoints.hub import DEFAULT_CHECKPOINT, resolve
 from minibert.model import BertModel
@@ -194,9 +195,8 @@ class SentenceEncoder(nn.Module):
         limit = model.config.max_position_embeddings
         if max_seq_length is None:
             max_seq_length = limit
-        if not isinstance(max_seq_length, int) or isinstance(max_seq_length, bool) or not 2 <= max_seq_length <= limit:
-            raise InputError(f"max_seq_length must be an integer in [2, max_position_embeddings={limit}], "
-                             f"got {max_seq_length!r}")
+        max_seq_length = check_int(f"max_seq_length (max_position_embeddings={limit})", max_seq_length,
+                                   minimum=2, maximum=limit)
         self.model = model
         self.model.unpad = None  # auto: pooling is masked, so inference may skip the padding
         self.tokenizer = tokenizer
@@ -260,8 +260,7 @@ class SentenceEncoder(nn.Module):
         """
         single = isinstance(texts, str)
         text_list = [texts] if single else self._check_texts(texts)
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+        batch_size = check_positive_int("batch_size", batch_size)
         if normalize is not None and not isinstance(normalize, bool):
             raise InputTypeError(f"normalize must be None, True or False, got {normalize!r}")
 
