@@ -1,5 +1,6 @@
 """The ``minibert`` command: one entry point for training, inspecting, converting and using checkpoints.
 
+    minibert prepare CORPUS... --vocab VOCAB --out-dir DATA   tokenise once into shards -> minibert.data.prepare
     minibert pretrain ...              pre-train with masked LM (+ NSP)         -> minibert.train.pretrain
     minibert train-vocab ...           build a WordPiece vocabulary            -> minibert.data.vocab
     minibert finetune ...              fine-tune a text classifier             -> minibert.train.finetune
@@ -227,6 +228,7 @@ def _delegate(module_name: str) -> tuple[Callable, Callable]:
 
 # name -> (one-line help, add arguments, run)
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
+    "prepare": ("tokenise a corpus once into shards that pretrain reads", *_delegate("data.prepare")),
     "pretrain": ("pre-train a BERT with masked LM (and NSP) on text files", *_delegate("train.pretrain")),
     "train-vocab": ("train a WordPiece vocabulary (vocab.txt) on text files", *_delegate("data.vocab")),
     "finetune": ("fine-tune a checkpoint to classify texts or text pairs (CSV/JSONL)", *_delegate("train.finetune")),

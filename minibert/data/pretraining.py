@@ -109,16 +109,21 @@ def read_documents(path: Union[str, os.PathLike]) -> Iterator[Document]:
     """
     for file in _text_files(Path(path)):
         with open(file, encoding="utf-8", errors="replace") as lines:
-            document: Document = []
-            for line in lines:
-                if not line.strip():
-                    if document:
-                        yield document
-                    document = []
-                else:
-                    document.extend(split_sentences(line))
+            yield from documents_of_lines(lines)
+
+
+def documents_of_lines(lines: Iterable[str]) -> Iterator[Document]:
+    """The documents of lines in BERT's format (see ``read_documents``); the last line ends the last one."""
+    document: Document = []
+    for line in lines:
+        if not line.strip():
             if document:
                 yield document
+            document = []
+        else:
+            document.extend(split_sentences(line))
+    if document:
+        yield document
 
 
 def text_to_document(text: str) -> Document:
