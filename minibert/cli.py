@@ -16,7 +16,8 @@ Two rules shape this file:
   ``minibert --help`` does not build what it does not need.
 * **One clear line per error.** A mistake the user can fix (a missing file, a bad value, a checkpoint
   without the needed weights) prints ``minibert: error: ...`` on stderr and exits with 1; argparse's
-  own usage errors exit with 2. ``--debug`` shows the full traceback instead.
+  own usage errors exit with 2. Anything unexpected is one line too, naming its type. ``--debug``
+  shows the full traceback instead.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from minibert import __version__
-from minibert.checks import check_positive_int
+from minibert.checks import check_device, check_positive_int
 from minibert.errors import CheckpointError, InputError, MinibertError
 from minibert.checkpoints.hub import DEFAULT_CHECKPOINT
 
@@ -122,12 +123,15 @@ def _add_embed(parser: argparse.ArgumentParser) -> None:
                         help='print a JSON list of {"text": ..., "embedding": [...]}; without it, one line of '
                              'space-separated numbers per text, in the order given')
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1 or mps")
 
 
 def _run_embed(args: argparse.Namespace) -> None:
     from minibert.sentence import SentenceEncoder
 
-    encoder = SentenceEncoder.from_pretrained(args.checkpoint)
+    device = check_device(args.device)
+    check_positive_int("--batch-size", args.batch_size)
+    encoder = SentenceEncoder.from_pretrained(args.checkpoint).to(device)
     vectors = encoder.encode(list(args.texts), batch_size=args.batch_size)            # (n, c)
     if args.json:
         rows = [{"text": text, "embedding": [round(float(x), 7) for x in vector]}
@@ -259,6 +263,17 @@ def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(exc: BaseException) -> str:
+    """The error as one line. Ours (and file errors) say what to fix; anything else is a bug or a
+    resource limit, shown by its type with the way to see the traceback."""
+    message = " ".join(str(exc).split())
+    if isinstance(exc, (MinibertError, OSError)):
+        return message or type(exc).__name__
+    if isinstance(exc, MemoryError):
+        return "out of memory" + (f" ({message})" if message else "")
+    return f"{type(exc).__name__}: {message[:500]} (an unexpected error; rerun with --debug for the traceback)"
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit code (0 ok, 1 minibert error, 2 usage error)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -273,11 +288,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("minibert: interrupted", file=sys.stderr)
         return 130
-    except (MinibertError, OSError, ValueError) as exc:
+    except Exception as exc:
         if debug:
             raise
-        message = " ".join(str(exc).split()) or type(exc).__name__
-        print(f"minibert: error: {message}", file=sys.stderr)
+        print(f"minibert: error: {_one_line(exc)}", file=sys.stderr)
         return 1
     # Delegated mains may return an exit code; anything else (None, a summary dict) means success.
     return result if isinstance(result, int) and not isinstance(result, bool) else 0

@@ -22,7 +22,6 @@ information about all of them, and it is what most sentence-transformers checkpo
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from minibert.checks import check_int, check_positive_int
+from minibert.checks import check_bool, check_int, check_positive_int, read_json
 from minibert.errors import CheckpointError, ConfigError, InputError, InputTypeError
 from minibert.checkpoints.hub import DEFAULT_CHECKPOINT, resolve
 from minibert.model import BertModel
@@ -115,11 +114,23 @@ class SentenceConfig:
     transformer_folder: str = ""           # where config.json/weights live, relative to the root
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path} is not valid JSON: {exc}") from None
+def _read_object(path: Path) -> dict[str, Any]:
+    values = read_json(path)
+    if not isinstance(values, dict):
+        raise CheckpointError(f"{path} must hold a JSON object, got {type(values).__name__}")
+    return values
+
+
+def _inside(root: Path, relative: Any, where: Path) -> str:
+    """``relative`` checked to name a place inside ``root``: a module path of ``../x``, an absolute
+    path or a symlink out of the folder would load files the checkpoint does not contain."""
+    if not isinstance(relative, str):
+        raise CheckpointError(f"{where}: a module path must be a string, got {relative!r}")
+    target = (root / relative).resolve()
+    if not target.is_relative_to(root.resolve()):
+        raise CheckpointError(f"{where}: module path {relative!r} leads outside the model folder {root}; "
+                              "refused (a checkpoint may only use its own files)")
+    return relative
 
 
 def read_sentence_config(folder: Path) -> SentenceConfig:
@@ -127,17 +138,19 @@ def read_sentence_config(folder: Path) -> SentenceConfig:
     config = SentenceConfig()
     modules_path = folder / "modules.json"
     if modules_path.is_file():
-        modules = _read_json(modules_path)
-        if not isinstance(modules, list):
-            raise CheckpointError(f"{modules_path} must hold a JSON list of modules, got {type(modules).__name__}")
+        modules = read_json(modules_path)
+        if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
+            raise CheckpointError(f"{modules_path} must hold a JSON list of module objects, got {modules!r:.200}")
         pooling_folder = None
         for module in modules:
-            kind = str(module.get("type", "")).rsplit(".", 1)[-1]
-            path = str(module.get("path", ""))
+            kind = module.get("type", "")
+            if not isinstance(kind, str):
+                raise CheckpointError(f"{modules_path}: a module type must be a string, got {kind!r}")
+            kind = kind.rsplit(".", 1)[-1]
             if kind == "Transformer":
-                config.transformer_folder = path
+                config.transformer_folder = _inside(folder, module.get("path", ""), modules_path)
             elif kind == "Pooling":
-                pooling_folder = folder / path
+                pooling_folder = folder / _inside(folder, module.get("path", ""), modules_path)
             elif kind == "Normalize":
                 config.normalize = True  # the module has no settings; its folder may not even exist
             else:
@@ -147,28 +160,35 @@ def read_sentence_config(folder: Path) -> SentenceConfig:
             config.pooling_modes = _read_pooling_modes(pooling_folder / "config.json")
     st_config_path = folder / config.transformer_folder / "sentence_bert_config.json"
     if st_config_path.is_file():
-        values = _read_json(st_config_path)
-        config.max_seq_length = values.get("max_seq_length")
-        config.do_lower_case = bool(values.get("do_lower_case", False))
+        values = _read_object(st_config_path)
+        if values.get("max_seq_length") is not None:
+            config.max_seq_length = check_int(f"{st_config_path}: max_seq_length", values["max_seq_length"],
+                                              minimum=2, error=ConfigError, integral_float=True)
+        config.do_lower_case = check_bool(f"{st_config_path}: do_lower_case", values.get("do_lower_case", False),
+                                          error=ConfigError)
     return config
 
 
 def _read_pooling_modes(path: Path) -> tuple[str, ...]:
-    values = _read_json(path)
+    values = _read_object(path)
+    switches = {key: check_bool(f"{path}: {key}", values[key], error=ConfigError)
+                for key in (*_POOLING_KEYS, *_UNSUPPORTED_POOLING_KEYS) if values.get(key) is not None}
     for key in _UNSUPPORTED_POOLING_KEYS:
-        if values.get(key):
+        if switches.get(key):
             raise ConfigError(f"{path} sets {key}=true, a pooling mode minibert does not implement; "
                               f"supported: {', '.join(_POOLING_KEYS)}")
     if "pooling_mode" in values and not any(k in values for k in _POOLING_KEYS):
         # A shorter spelling some configs use: "pooling_mode": "mean" / "cls" / "max" / "mean_sqrt_len_tokens".
-        name = {"mean_tokens": "mean", "cls_token": "cls", "max_tokens": "max",
-                "mean_sqrt_len_tokens": "mean_sqrt_len"}.get(values["pooling_mode"], values["pooling_mode"])
+        name = values["pooling_mode"]
+        if isinstance(name, str):
+            name = {"mean_tokens": "mean", "cls_token": "cls", "max_tokens": "max",
+                    "mean_sqrt_len_tokens": "mean_sqrt_len"}.get(name, name)
         modes = (name,)
     else:
-        modes = tuple(mode for key, mode in _POOLING_KEYS.items() if values.get(key))
+        modes = tuple(mode for key, mode in _POOLING_KEYS.items() if switches.get(key))
         modes = tuple(sorted(modes, key=POOLING_MODES.index))
     if not modes or any(m not in POOLING_MODES for m in modes):
-        raise ConfigError(f"{path} switches on no supported pooling mode (got {values!r}); "
+        raise ConfigError(f"{path} switches on no supported pooling mode (got {values!r:.300}); "
                           f"expected one of {', '.join(_POOLING_KEYS)} set to true")
     return modes
 

@@ -190,3 +190,35 @@ def test_convert_a_pytorch_bin_file(tmp_path, tiny_mlm_checkpoint):
     original = minibert.BertForMaskedLM.from_pretrained(source)
     for (name, a), (_, b) in zip(converted.state_dict().items(), original.state_dict().items()):
         torch.testing.assert_close(a, b, msg=name)
+
+
+@pytest.mark.parametrize("device, fragment", [
+    ("bogus", "--device must name a device such as cpu"),
+    ("cuda", "--device='cuda', but CUDA is not available here"),
+    ("cuda:7", "--device='cuda:7', but"),
+    ("mps", "--device='mps', but Apple's MPS backend is not available"),
+    ("meta", "minibert runs on cpu, cuda or mps"),
+])
+def test_bad_device_is_one_line_before_any_loading(device, fragment, capsys, monkeypatch):
+    if device.startswith("cuda") and torch.cuda.is_available():
+        if device == "cuda" or torch.cuda.device_count() > 7:
+            pytest.skip("this machine has the GPU the test asks for")
+    if device == "mps" and torch.backends.mps.is_available():
+        pytest.skip("this machine has MPS")
+    # The checkpoint would not load: the device check must come first and be the one reported.
+    assert cli.main(["embed", "some text", "--checkpoint", "/no/such/checkpoint", "--device", device]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("minibert: error: ") and fragment in err
+
+
+def test_unexpected_errors_are_one_line_too_and_debug_shows_the_traceback(capsys, monkeypatch):
+    def broken(args):
+        raise RuntimeError("shape mismatch\nsomewhere deep")
+
+    monkeypatch.setitem(cli.COMMANDS, "info", (*cli.COMMANDS["info"][:2], broken))
+    assert cli.main(["info", "x"]) == 1
+    err = capsys.readouterr().err
+    assert err == ("minibert: error: RuntimeError: shape mismatch somewhere deep (an unexpected error; rerun "
+                   "with --debug for the traceback)\n")
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        cli.main(["info", "x", "--debug"])

@@ -1,21 +1,24 @@
 """Checkpoints from anywhere: corrupted, truncated, lying or malicious files give a clean minibert
-error (``CheckpointError``/``ConfigError``, both ValueErrors) and never run code."""
+error (``CheckpointError``/``ConfigError``, both ValueErrors) and never run code. The second half:
+values that overflow only after the cast, dtypes a weight never has, tensors without values, a
+checkpoint whose names fill nothing, and the saved files' permissions."""
 
 from __future__ import annotations
 
 import json
 import os
 import pickle
+import stat
 import struct
 
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 import minibert
-from minibert import CheckpointError, MinibertError
+from minibert import CheckpointError, ConfigError, MinibertError
 
 CFG = minibert.BertConfig(vocab_size=20, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
                           intermediate_size=8, max_position_embeddings=8)
@@ -97,8 +100,6 @@ def test_corrupted_safetensors(tmp_path, good_dir, case):
 
 
 def test_tensor_with_wrong_dtype_is_named(tmp_path, good_dir):
-    from safetensors.torch import load_file
-
     state = load_file(str(good_dir / "model.safetensors"))
     state["embeddings.LayerNorm.weight"] = torch.ones(8, dtype=torch.int32)
     save_file(state, str(tmp_path / "model.safetensors"))
@@ -151,11 +152,130 @@ def test_fuzzed_weight_files_give_only_clean_errors(tmp_path_factory, good_dir, 
 
 
 def test_nan_weights_are_refused(tmp_path, good_dir):
-    from safetensors.torch import load_file
-
     state = load_file(str(good_dir / "model.safetensors"))
     state["encoder.layer.0.attention.self.key.weight"][0, 0] = float("nan")
     save_file(state, str(tmp_path / "model.safetensors"))
     (tmp_path / "config.json").write_text((good_dir / "config.json").read_text())
     with pytest.raises(CheckpointError, match="attention.self.key.weight.*contains NaN"):
         minibert.BertModel.from_pretrained(tmp_path)
+
+
+# ------------------------------------------------------------------ second round (issue 14)
+KEY = "encoder.layer.0.attention.self.key.weight"
+
+
+def folder_with(tmp_path, good_dir, state, name="model.safetensors"):
+    (tmp_path / "config.json").write_text((good_dir / "config.json").read_text())
+    if name.endswith(".bin"):
+        torch.save(state, tmp_path / name)
+    else:
+        save_file(state, str(tmp_path / name))
+    return tmp_path
+
+
+def good_state(good_dir):
+    return load_file(str(good_dir / "model.safetensors"))
+
+
+@pytest.mark.parametrize("stored, value, load_as", [
+    (torch.float64, 1e300, torch.float32),
+    (torch.float64, 1e300, None),          # the default dtype is float32
+    (torch.float32, 1e6, torch.float16),
+    (torch.float32, 1e39 / 1e3, torch.bfloat16),
+])
+def test_values_that_overflow_after_the_cast_are_refused(tmp_path, good_dir, stored, value, load_as):
+    state = {k: v.to(stored) for k, v in good_state(good_dir).items()}
+    state[KEY][0, 0] = value
+    folder = folder_with(tmp_path, good_dir, state)
+    if load_as is torch.bfloat16:  # bfloat16 has float32's range: this one fits and must load
+        model = minibert.BertModel.from_pretrained(folder, dtype=load_as)
+        assert all(torch.isfinite(p).all() for p in model.parameters())
+        return
+    with pytest.raises(CheckpointError, match=rf"{KEY} holds .* which overflows {load_as or torch.float32}"):
+        minibert.BertModel.from_pretrained(folder, dtype=load_as)
+
+
+def test_the_same_file_loads_in_a_wide_enough_dtype(tmp_path, good_dir):
+    state = good_state(good_dir)
+    state[KEY][0, 0] = 1e6
+    model = minibert.BertModel.from_pretrained(folder_with(tmp_path, good_dir, state), dtype=torch.float32)
+    assert model.state_dict()["layers.0.attn.qkv.weight"][8, 0] == 1e6  # rows [c, 2c) are the key
+
+
+@pytest.mark.parametrize("dtype", [torch.float8_e4m3fn, torch.float8_e5m2, torch.complex64])
+def test_float8_and_complex_weights_are_refused_at_load(tmp_path, good_dir, dtype):
+    state = good_state(good_dir)
+    state[KEY] = state[KEY].to(dtype)
+    with pytest.raises(CheckpointError, match=rf"{KEY} has dtype {dtype}"):
+        minibert.BertModel.from_pretrained(folder_with(tmp_path, good_dir, state))
+
+
+@pytest.mark.parametrize("dtype", [torch.float8_e4m3fn, torch.complex64, torch.int64, "complex128", "int8",
+                                   "float8_e5m2", 3])
+def test_loading_in_a_dtype_that_is_not_a_weight_dtype_is_refused(good_dir, dtype):
+    with pytest.raises(ConfigError, match="dtype must be one of"):
+        minibert.BertModel.from_pretrained(good_dir, dtype=dtype)
+
+
+@pytest.mark.parametrize("kind", ["meta", "sparse_coo", "sparse_csr"])
+def test_bin_holding_tensors_without_plain_values_is_a_clear_error(tmp_path, good_dir, kind):
+    state = good_state(good_dir)
+    if kind == "meta":
+        state[KEY] = torch.empty(8, 8, device="meta")
+    else:
+        state[KEY] = state[KEY].to_sparse() if kind == "sparse_coo" else state[KEY].to_sparse_csr()
+    folder = folder_with(tmp_path, good_dir, state, "pytorch_model.bin")
+    with pytest.raises(CheckpointError, match=rf"pytorch_model.bin: tensor '{KEY}' is (meta|layout)"):
+        minibert.BertModel.from_pretrained(folder)
+
+
+@pytest.mark.parametrize("rename, found", [
+    (lambda k: "model." + k, r"'model\.' \(23\)"),                # a training wrapper's prefix
+    (lambda k: k.replace("encoder.layer", "transformer.h"), r"'transformer\.' \(16\)"),
+    (lambda k: "roberta." + k, "'roberta.'"),
+])
+def test_checkpoint_that_fills_none_of_the_encoder_names_what_it_found(tmp_path, good_dir, rename, found):
+    state = {rename(k): v for k, v in good_state(good_dir).items()}
+    with pytest.raises(CheckpointError, match=rf"fills only \d+ of the encoder's 19 tensors.*{found}"):
+        minibert.BertForSequenceClassification.from_pretrained(folder_with(tmp_path, good_dir, state))
+
+
+def test_checkpoint_that_fills_most_of_the_encoder_still_loads_with_a_report(tmp_path, good_dir):
+    state = good_state(good_dir)
+    del state["pooler.dense.weight"], state["pooler.dense.bias"]  # masked-LM checkpoints have no pooler
+    model = minibert.BertModel.from_pretrained(folder_with(tmp_path, good_dir, state))
+    assert model.load_report.missing == ["pooler.dense.weight", "pooler.dense.bias"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_saved_files_get_the_permissions_the_umask_gives(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        minibert.BertModel(CFG).save_pretrained(tmp_path / "out")
+    finally:
+        os.umask(old)
+    for name in ("config.json", "model.safetensors"):
+        assert stat.S_IMODE((tmp_path / "out" / name).stat().st_mode) == 0o666 & ~umask, name
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fuzzed_tensor_values_and_dtypes_load_finite_or_fail_cleanly(tmp_path_factory, good_dir, data):
+    state = good_state(good_dir)
+    key = data.draw(st.sampled_from(sorted(state)))
+    stored = data.draw(st.sampled_from([torch.float64, torch.float32, torch.float16, torch.bfloat16,
+                                        torch.float8_e5m2, torch.int32, torch.complex64]))
+    value = data.draw(st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([1e300, -1e6, 7e4]))
+    tensor = state[key].to(torch.float64).clone()
+    tensor.view(-1)[0] = value
+    state[key] = tensor.to(stored)
+    load_as = data.draw(st.sampled_from([None, torch.float16, torch.bfloat16, torch.float64, "auto"]))
+    folder = folder_with(tmp_path_factory.mktemp("fuzz"), good_dir, state)
+    try:
+        model = minibert.BertModel.from_pretrained(folder, dtype=load_as)
+    except MinibertError as exc:
+        assert isinstance(exc, (ValueError, TypeError)) and str(exc)
+        return
+    # What loads is finite in the dtype it was loaded in (a finite but huge value, 1e154 in float64,
+    # may still overflow in the forward: loading bounds no magnitudes, real checkpoints vary too much).
+    assert all(torch.isfinite(p).all() for p in model.parameters())

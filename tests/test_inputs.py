@@ -43,8 +43,22 @@ IDS = torch.tensor([[1, 2, 3, 4], [5, 6, 0, 0]])
     (dict(input_ids=IDS, position_ids=torch.tensor([0, 1, 2, 12])), InputError,
      r"position_ids contains 12, outside \[0, max_position_embeddings=12\)"),
     (dict(input_ids=IDS, labels=torch.tensor([0, 2])), InputError, r"labels contains 2"),
+    (dict(input_ids=torch.zeros(2, 4, dtype=torch.long, device="meta")), InputError,
+     r"input_ids is on the meta device"),
+    (dict(input_ids=IDS, attention_mask=torch.ones(2, 4, device="meta")), InputError,
+     r"attention_mask is on the meta device"),
+    (dict(input_ids=IDS, token_type_ids=torch.zeros(2, 4, dtype=torch.long, device="meta")), InputError,
+     r"token_type_ids is on the meta device"),
+    (dict(input_ids=IDS.to_sparse()), InputTypeError, r"input_ids must be a dense tensor, got layout torch.sparse_coo"),
+    (dict(input_ids=IDS, attention_mask=torch.ones(2, 4).to_sparse()), InputTypeError,
+     r"attention_mask must be a dense tensor"),
+    (dict(input_ids=IDS.to(torch.uint16)), None, None),   # every integer dtype is an id dtype
+    (dict(input_ids=IDS.to(torch.bool)), InputTypeError, r"input_ids must be an integer tensor.*torch.bool"),
 ])
 def test_bad_input_is_named(model, kwargs, error, match):
+    if error is None:
+        assert torch.isfinite(model(**kwargs).logits).all()
+        return
     with pytest.raises(error, match=match):
         model(**kwargs)
 

@@ -11,6 +11,7 @@ Files are read without executing anything: safetensors, or ``torch.load(..., wei
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import re
@@ -23,7 +24,7 @@ import torch
 from torch import Tensor
 
 from minibert.config import BertConfig
-from minibert.errors import CheckpointError, ConfigError
+from minibert.errors import CheckpointError, ConfigError, InputTypeError
 from minibert.checkpoints.hub import resolve
 
 
@@ -133,6 +134,12 @@ def _read_torch_bin(path: Path) -> dict[str, Tensor]:
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
         raise CheckpointError(f"{path} does not hold a state dict of tensors (got {type(state).__name__})")
+    for key, tensor in state.items():
+        # A pickle can rebuild tensors a weight never is: sparse or quantized layouts, or "meta"
+        # tensors that have a shape but no values.
+        if tensor.layout != torch.strided or tensor.is_quantized or tensor.is_meta:
+            kind = "meta (no values)" if tensor.is_meta else f"layout {tensor.layout}, quantized={tensor.is_quantized}"
+            raise CheckpointError(f"{path}: tensor {key!r} is {kind}; a checkpoint holds dense tensors with values")
     return state
 
 
@@ -208,6 +215,34 @@ class LoadReport:
         return "\n".join(parts)
 
 
+def _cast_finite(tensor: Tensor, dtype: torch.dtype, name: str) -> Tensor:
+    """``tensor`` in ``dtype``, refused if any value is NaN or infinite *after* the cast: a float64
+    1e300 or a float32 1e6 is finite in the file and infinite in float32 / float16."""
+    cast = tensor.to(dtype)
+    # One reduction first (a NaN or inf anywhere makes the sum non-finite), the exact check only if
+    # it trips: a sum of finite weights can overflow too.
+    if bool(torch.isfinite(cast.sum())) or bool(torch.isfinite(cast).all()):
+        return cast
+    # A non-finite weight would silently turn every output to NaN; say where it is instead.
+    if bool(torch.isfinite(tensor).all()):
+        largest = tensor.abs().max().item()
+        raise CheckpointError(f"checkpoint tensor {name} holds {largest:.3g}, which overflows {dtype} "
+                              f"(largest finite: {torch.finfo(dtype).max:.3g}); load it in the file's own "
+                              f"dtype (dtype={tensor.dtype}) or fix the checkpoint")
+    raise CheckpointError(f"checkpoint tensor {name} contains NaN or infinite values; "
+                          "the file is corrupted or the training run diverged")
+
+
+def _stacked_shape(sources: list[Tensor]) -> Optional[tuple[int, ...]]:
+    """Shape of the tensors concatenated along dim 0 (q, k, v into qkv), or None if they cannot be."""
+    first = sources[0]
+    if len(sources) == 1:
+        return tuple(first.shape)
+    if any(t.dim() == 0 or t.shape[1:] != first.shape[1:] for t in sources):
+        return None
+    return (sum(t.shape[0] for t in sources), *first.shape[1:])
+
+
 def load_hf_state(model: torch.nn.Module, hf_state: dict[str, Tensor],
                   ignore_mismatched_sizes: bool = False) -> LoadReport:
     """Fill ``model`` from an HF-named state dict; report what did not fit.
@@ -228,45 +263,52 @@ def load_hf_state(model: torch.nn.Module, hf_state: dict[str, Tensor],
             report.missing.append(key)
             continue
         used.update(names)
-        tensor = torch.cat([hf[n] for n in names]) if len(names) > 1 else hf[names[0]]
-        if tensor.shape != param.shape:
+        sources = [hf[n] for n in names]
+        for name, source in zip(names, sources):
+            if source.dtype not in WEIGHT_DTYPES:
+                raise CheckpointError(f"checkpoint tensor {name} has dtype {source.dtype}; minibert reads "
+                                      f"weights stored as {', '.join(str(d) for d in WEIGHT_DTYPES)}")
+        shape = _stacked_shape(sources)
+        if shape != tuple(param.shape):
+            found = " + ".join(str(tuple(t.shape)) for t in sources)
             if ignore_mismatched_sizes:
-                report.mismatched.append((key, tuple(tensor.shape), tuple(param.shape)))
+                report.mismatched.append((key, shape or found, tuple(param.shape)))
                 continue
             raise CheckpointError(
-                f"checkpoint tensor {' + '.join(names)} has shape {tuple(tensor.shape)}, but the model's "
+                f"checkpoint tensor {' + '.join(names)} has shape {found}, but the model's "
                 f"parameter {key} has shape {tuple(param.shape)}; the config does not match the weights "
                 "(pass ignore_mismatched_sizes=True to re-initialise it instead)")
-        if not tensor.is_floating_point():
-            raise CheckpointError(f"checkpoint tensor {names[0]} has dtype {tensor.dtype}, a float is expected")
-        # One reduction first (a NaN or inf anywhere makes the sum non-finite), the exact check only
-        # if it trips: the sum of finite weights cannot overflow in practice, but be sure.
-        if not bool(torch.isfinite(tensor.sum())) and not bool(torch.isfinite(tensor).all()):
-            # A NaN weight would silently turn every output to NaN; say where it is instead.
-            raise CheckpointError(f"checkpoint tensor {' + '.join(names)} contains NaN or infinite values; "
-                                  "the file is corrupted or the training run diverged")
-        new_state[key] = tensor
+        parts = [_cast_finite(source, param.dtype, name) for name, source in zip(names, sources)]
+        new_state[key] = torch.cat(parts) if len(parts) > 1 else parts[0]
     report.unexpected = sorted(k for k in hf if k not in used and k != "cls.predictions.decoder.weight")
     if next(model.parameters()).is_meta:
-        dtype = next(model.parameters()).dtype
-        new_state = {k: v.to(dtype).contiguous() for k, v in new_state.items()}
+        new_state = {k: v.contiguous() for k, v in new_state.items()}
         model.load_state_dict(new_state, strict=False, assign=True)
     else:
         model.load_state_dict(new_state, strict=False)
     return report
 
 
+# What a weight may be stored as, and the dtypes a model may be loaded in. float8 and complex tensors
+# load but fail later in forward (or compute nonsense), so they are refused at load.
+WEIGHT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
 _IGNORED_KWARGS = {"attn_implementation", "local_files_only", "low_cpu_mem_usage", "use_safetensors"}
 
 
 def _parse_dtype(value: Any, state: dict[str, Tensor]) -> Optional[torch.dtype]:
-    if value is None or isinstance(value, torch.dtype):
-        return value
-    if value == "auto":
-        return next((t.dtype for t in state.values() if t.is_floating_point()), None)
+    if value is None:
+        return None
+    if isinstance(value, str) and value == "auto":
+        value = next((t.dtype for t in state.values() if t.is_floating_point()), None)
+        if value is None:
+            return None
     if isinstance(value, str) and isinstance(getattr(torch, value, None), torch.dtype):
-        return getattr(torch, value)
-    raise ConfigError(f"dtype must be a torch.dtype, a name like 'bfloat16', or 'auto'; got {value!r}")
+        value = getattr(torch, value)
+    if value in WEIGHT_DTYPES:
+        return value
+    raise ConfigError(f"dtype must be one of {', '.join(str(d) for d in WEIGHT_DTYPES)} (or its name, or "
+                      f"'auto'); got {value!r}")
 
 
 def _tied_parameters(model: torch.nn.Module) -> list[tuple[str, str]]:
@@ -287,6 +329,26 @@ def _set_parameter(model: torch.nn.Module, name: str, param: torch.nn.Parameter)
     setattr(model.get_submodule(owner), attr, param)
 
 
+def _check_encoder_filled(model: torch.nn.Module, report: LoadReport, weights: Path,
+                          state: dict[str, Tensor]) -> None:
+    """Refuse a checkpoint that leaves most of the encoder at random initialisation: its names are
+    not BERT's (another architecture, or a wrapper's prefix like ``model.``), and the "loaded" model
+    would be a random one."""
+    keys = list(model.state_dict())
+    bare = not any(k.startswith("bert.") for k in keys)  # BertModel itself, else a head model's "bert."
+    own = [k for k in keys if bare or k.startswith("bert.")]
+    missing = set(report.missing) | {name for name, _, _ in report.mismatched}
+    filled = sum(1 for k in own if k not in missing)
+    if filled * 2 >= len(own):
+        return
+    prefixes = collections.Counter(key.split(".")[0] + "." if "." in key else key for key in state)
+    found = ", ".join(f"{p!r} ({n})" for p, n in prefixes.most_common(6)) or "no tensors at all"
+    raise CheckpointError(
+        f"{weights} fills only {filled} of the encoder's {len(own)} tensors: its names are not BERT's "
+        f"(expected names like 'bert.embeddings.word_embeddings.weight' or 'encoder.layer.0...'; "
+        f"found names starting with {found}). Loading it would give a randomly initialised model")
+
+
 def load(cls, name_or_path: str | os.PathLike, *, config: Optional[BertConfig] = None,
          dtype: Any = None, torch_dtype: Any = None, ignore_mismatched_sizes: bool = False,
          output_loading_info: bool = False, **overrides: Any):
@@ -295,7 +357,7 @@ def load(cls, name_or_path: str | os.PathLike, *, config: Optional[BertConfig] =
         overrides.pop(key)
     unknown = sorted(k for k in overrides if k not in BertConfig.__dataclass_fields__ or k == "extra")
     if unknown:
-        raise TypeError(f"{cls.__name__}.from_pretrained got unknown keyword argument(s) {unknown}; "
+        raise InputTypeError(f"{cls.__name__}.from_pretrained got unknown keyword argument(s) {unknown}; "
                         "config fields (e.g. num_labels) may be overridden")
     path = resolve(name_or_path)
     folder = path if path.is_dir() else path.parent
@@ -312,6 +374,7 @@ def load(cls, name_or_path: str | os.PathLike, *, config: Optional[BertConfig] =
         model = cls(config).to(dtype)
     ties = _tied_parameters(model)
     report = load_hf_state(model, state, ignore_mismatched_sizes)
+    _check_encoder_filled(model, report, weights, state)
     unfilled = [name for name, p in model.named_parameters() if p.is_meta]
     if unfilled:
         # BERT's initialisation for what the checkpoint lacks, drawn exactly as a fresh model draws it.
@@ -354,6 +417,12 @@ def _atomic_write(path: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        # mkstemp made the file private (0600), and a writer may replace it with its own; the finished
+        # file gets the permissions any new file gets here (0644 under the usual umask 022), or others
+        # could not read a model they were given.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
