@@ -17,13 +17,14 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 STEPS = 3
 
-# Every row of test_trainer.make_batches has the same number of masked positions, so the mean loss over
+# Every row of helpers.make_batches has the same number of masked positions, so the mean loss over
 # the global batch equals the average of the two halves' mean losses: what DDP's gradient averaging computes.
 WORKER = textwrap.dedent("""
     import json, sys
     import torch
-    from test_trainer import make_batches, tiny_model
-    from minibert.train.trainer import BatchList, TrainConfig, Trainer, cleanup_distributed, init_distributed
+    from helpers import BatchList, make_batches, tiny_model
+    from minibert.train.distributed import cleanup_distributed, init_distributed
+    from minibert.train.trainer import TrainConfig, Trainer
 
     torch.set_num_threads(1)
     out_dir, steps = sys.argv[1], int(sys.argv[2])
@@ -60,9 +61,9 @@ def test_two_process_ddp_equals_one_process_with_the_same_global_batch(tmp_path)
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
 
-    from test_trainer import make_batches, tiny_model
+    from helpers import BatchList, make_batches, tiny_model
 
-    from minibert.train.trainer import BatchList, TrainConfig, Trainer
+    from minibert.train.trainer import TrainConfig, Trainer
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

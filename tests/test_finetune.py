@@ -16,8 +16,9 @@ import torch
 
 from minibert import BertConfig, BertForSequenceClassification, BertModel
 from minibert.errors import InputError, InputTypeError
-from minibert.train.finetune import (Example, PaddingCollator, _optimizer_and_schedule, build_parser, classification_metrics,
-                               load_examples, main, stratified_split)
+from minibert.data.batches import collate
+from minibert.train.finetune import (Example, build_parser, classification_metrics, load_examples, main,
+                                     stratified_split)
 from minibert.tokenizer import BertTokenizer
 
 
@@ -84,9 +85,9 @@ def test_stratified_split_is_disjoint_and_keeps_every_label():
 
 
 def test_collator_pads_to_the_longest_row():
-    rows = [{"input_ids": [101, 7, 102], "token_type_ids": [0, 0, 0], "label": 1},
-            {"input_ids": [101, 102], "token_type_ids": [0, 0], "label": 0}]
-    batch = PaddingCollator(pad_token_id=0)(rows)
+    rows = [{"input_ids": [101, 7, 102], "token_type_ids": [0, 0, 0], "labels": 1},
+            {"input_ids": [101, 102], "token_type_ids": [0, 0], "labels": 0}]
+    batch = collate(rows, pad_id=0)
     assert batch["input_ids"].tolist() == [[101, 7, 102], [101, 102, 0]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
     assert batch["labels"].tolist() == [1, 0]
@@ -101,24 +102,6 @@ def test_metrics_accuracy_and_macro_f1():
     assert majority["macro_f1"] == pytest.approx((2 / 3 + 0) / 2)
 
 
-def test_no_weight_decay_on_biases_and_layernorm():
-    model = BertForSequenceClassification(BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                                                     intermediate_size=64, vocab_size=100))
-    optimizer, schedule = _optimizer_and_schedule(model, lr=1e-3, weight_decay=0.1, warmup_steps=2, total_steps=6)
-    decay_group, no_decay_group = optimizer.param_groups
-    names = {id(p): n for n, p in model.named_parameters()}
-    assert no_decay_group["weight_decay"] == 0.0 and decay_group["weight_decay"] == 0.1
-    assert all(names[id(p)].endswith("bias") or "norm" in names[id(p)] for p in no_decay_group["params"])
-    assert all(p.dim() == 2 for p in decay_group["params"])
-    # Linear warm-up over 2 steps, then linear decay to 0 at step 6.
-    rates = []
-    for _ in range(6):
-        rates.append(schedule.get_last_lr()[0])
-        optimizer.step()
-        schedule.step()
-    assert rates == pytest.approx([5e-4, 1e-3, 1e-3, 7.5e-4, 5e-4, 2.5e-4])
-
-
 def test_end_to_end_with_pairs_saves_the_best_checkpoint(tmp_path, tiny_checkpoint):
     data = tmp_path / "data"
     data.mkdir()
@@ -128,15 +111,17 @@ def test_end_to_end_with_pairs_saves_the_best_checkpoint(tmp_path, tiny_checkpoi
     out = tmp_path / "run"
     summary = main(["--train", str(data), "--checkpoint", str(tiny_checkpoint), "--out-dir", str(out),
                     "--epochs", "6", "--batch-size", "8", "--lr", "1e-2", "--warmup-ratio", "0.1",
-                    "--max-length", "32", "--no-progress"])
+                    "--max-length", "32", "--adam-eps", "1e-8", "--no-progress"])
     assert summary["sizes"] == {"train": 48, "validation": 16, "test": 16}
     assert summary["majority_baseline"]["test"]["accuracy"] == 0.5
     assert summary["test"]["accuracy"] >= 0.9  # the words decide the label; even a tiny model learns that
 
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    validation = [r for r in records if r["split"] == "validation"]
+    validation = [r for r in records if r["kind"] == "eval"]
     assert [r["epoch"] for r in validation] == [1, 2, 3, 4, 5, 6]
-    assert {"train_loss", "loss", "accuracy", "macro_f1", "lr", "best"} <= validation[0].keys()
+    assert [r["step"] for r in validation] == [6, 12, 18, 24, 30, 36]  # 48 rows, batches of 8: 6 steps an epoch
+    assert {"split", "loss", "accuracy", "macro_f1", "best"} <= validation[0].keys()
+    assert len([r for r in records if r["kind"] == "train"]) == 36
     assert records[-1]["split"] == "test" and records[-1]["epoch"] == summary["best_epoch"]
 
     best = out / "best"
@@ -191,3 +176,47 @@ def test_parser_attaches_to_a_given_parser():
     assert build_parser(parser) is parser
     args = parser.parse_args(["--train", "t.csv", "--out-dir", "o"])
     assert args.epochs == 3 and args.metric == "macro_f1"
+
+
+def test_labels_are_class_names_whatever_their_json_type(tmp_path):
+    rows = [{"text": "a", "label": 1}, {"text": "b", "label": "1"}, {"text": "c", "label": 1.0},
+            {"text": "d", "label": " 1 "}, {"text": "e", "label": 10}, {"text": "f", "label": 2}]
+    examples = load_examples(_write_jsonl(tmp_path / "t.jsonl", rows))
+    assert [e.label for e in examples] == ["1", "1", "1", "1", "10", "2"]
+    from minibert.train.finetune import sorted_labels
+
+    assert sorted_labels(e.label for e in examples) == ["1", "2", "10"]  # by value, not as strings
+    for number, bad in enumerate(([0], {"id": 0}, True, 0.5, None, "", float("nan")), 1):
+        path = _write_jsonl(tmp_path / f"bad{number}.jsonl", [{"text": "a", "label": 0}, {"text": "b", "label": bad}])
+        with pytest.raises(InputError, match=rf"bad{number}.jsonl row 2 'label'"):
+            load_examples(path)
+
+
+def test_binary_files_are_refused_naming_the_file(tmp_path):
+    for name in ("train.csv", "train.jsonl", "train.tsv"):
+        path = tmp_path / name
+        path.write_bytes(bytes(random.Random(0).randrange(256) for _ in range(4000)))
+        with pytest.raises(InputError, match=f"{name}.*not UTF-8 text"):
+            load_examples(path)
+    nul = tmp_path / "nul.csv"
+    nul.write_bytes(b"text,label\nab\x00cd,1\n")
+    with pytest.raises(InputError, match="nul.csv"):
+        load_examples(nul)
+
+
+def test_runs_that_could_not_save_a_model_are_refused_before_training(tmp_path, tiny_checkpoint):
+    common = ["--checkpoint", str(tiny_checkpoint), "--out-dir", str(tmp_path / "o"), "--no-progress"]
+    two = _write_jsonl(tmp_path / "two.jsonl", _toy_rows(2, seed=6))
+    with pytest.raises(InputError, match="two.jsonl.*no validation row.*--validation"):
+        main(["--train", str(two), *common])
+    train = _write_jsonl(tmp_path / "train.jsonl", _toy_rows(20, seed=5))
+    for short in ("1", "2"):
+        with pytest.raises(InputError, match=f"--max-length {short} leaves no room for text"):
+            main(["--train", str(train), "--max-length", short, *common])
+    with pytest.raises(InputError, match="--max-length 65 exceeds the model's max_position_embeddings"):
+        main(["--train", str(train), "--max-length", "65", *common])
+    from minibert.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="device 'bogus'"):
+        main(["--train", str(train), "--device", "bogus", *common])
+    assert not (tmp_path / "o" / "checkpoint.pt").exists()

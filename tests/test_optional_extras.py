@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from minibert.progress import progress_bar
-from minibert.train.trainer import plot_metrics
+from minibert.train.plots import plot_metrics
 
 
 def test_without_tqdm_the_bar_is_silent_and_iteration_unchanged(monkeypatch, capsys):

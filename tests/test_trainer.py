@@ -17,13 +17,15 @@ import pytest
 import torch
 from torch import nn
 
-from minibert import BertConfig, BertForPreTraining
-from minibert.errors import ConfigError, TrainingError
-from minibert.train.trainer import (BatchList, TrainConfig, Trainer, linear_schedule, make_optimizer, param_groups,
-                              read_metrics)
+from helpers import VOCAB, BatchList, make_batches, tiny_model
+from minibert import BertForPreTraining
+from minibert.errors import CheckpointError, ConfigError, TrainingError
+from minibert.train.metrics_log import read_metrics
+from minibert.train.optim import linear_schedule, make_optimizer, param_groups
+from minibert.train.pretrain import pretraining_evaluation
+from minibert.train.trainer import TrainConfig, Trainer
 
 REPO = Path(__file__).resolve().parents[1]
-VOCAB = 64
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -33,30 +35,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-def tiny_model(seed: int = 0, dropout: float = 0.1) -> BertForPreTraining:
-    torch.manual_seed(seed)
-    return BertForPreTraining(BertConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                         intermediate_size=64, max_position_embeddings=32, hidden_dropout_prob=dropout,
-                                         attention_probs_dropout_prob=dropout))
-
-
-def make_batches(n: int, batch_size: int = 4, t: int = 16, seed: int = 0, masked_per_row: int = 3) -> list[dict]:
-    """Random batches with the same number of masked positions in every row."""
-    g = torch.Generator().manual_seed(seed)
-    batches = []
-    for _ in range(n):
-        input_ids = torch.randint(5, VOCAB, (batch_size, t), generator=g)
-        labels = torch.full((batch_size, t), -100)
-        for row in range(batch_size):
-            positions = torch.randperm(t - 2, generator=g)[:masked_per_row] + 1
-            labels[row, positions] = input_ids[row, positions]
-            input_ids[row, positions] = 4
-        batches.append({"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids),
-                        "token_type_ids": torch.zeros_like(input_ids), "labels": labels,
-                        "next_sentence_label": torch.randint(0, 2, (batch_size,), generator=g)})
-    return batches
 
 
 def config(tmp_path, **overrides) -> TrainConfig:
@@ -91,8 +69,8 @@ def test_schedule_warms_up_then_decays_to_zero():
 
 def test_fused_adamw_on_cpu_and_fallback(tmp_path):
     model = tiny_model()
-    assert make_optimizer(model, config(tmp_path)).defaults["fused"] is True  # CPU has the fused kernel
-    assert not make_optimizer(model, config(tmp_path, fused_adamw=False)).defaults.get("fused")
+    assert make_optimizer(model, 1e-3, 0.01).defaults["fused"] is True  # CPU has the fused kernel
+    assert not make_optimizer(model, 1e-3, 0.01, fused=False).defaults.get("fused")
 
 
 def test_train_config_validation(tmp_path):
@@ -141,6 +119,21 @@ def test_grad_accumulation_matches_a_bigger_batch(tmp_path):
         assert torch.allclose(pa, pb, atol=1e-6), name
 
 
+def test_accumulated_gradient_is_the_gradient_of_the_whole_batch(tmp_path):
+    """The gradient itself, before clipping and AdamW (which would hide a wrong factor): two
+    micro-batches of 4 must give the gradient of one batch of 8, not twice it."""
+    big = make_batches(1, batch_size=8)[0]
+    halves = [{k: v[i * 4:(i + 1) * 4] for k, v in big.items()} for i in range(2)]
+    reference = tiny_model(dropout=0.0)
+    reference(**big).loss.backward()
+    trainer = Trainer(tiny_model(dropout=0.0), config(tmp_path, grad_accum_steps=2), BatchList(halves))
+    loss_sum, tokens = trainer.accumulate_gradients()
+    assert tokens.item() == 8 * 16
+    assert loss_sum.item() / 2 == pytest.approx(reference(**big).loss.item(), rel=1e-6)
+    for (name, expected), param in zip(reference.named_parameters(), trainer.model.parameters()):
+        assert torch.allclose(param.grad, expected.grad, rtol=1e-4, atol=1e-7), name
+
+
 def test_bf16_autocast_runs(tmp_path):
     losses = Trainer(tiny_model(), config(tmp_path, total_steps=2, warmup_steps=1, bf16=True),
                      BatchList(make_batches(2))).train()
@@ -149,7 +142,7 @@ def test_bf16_autocast_runs(tmp_path):
 
 def test_evaluate_reports_mlm_and_nsp(tmp_path):
     batches = make_batches(2)
-    trainer = Trainer(tiny_model(), config(tmp_path), BatchList(batches), eval_batches=batches)
+    trainer = Trainer(tiny_model(), config(tmp_path), BatchList(batches), pretraining_evaluation(batches))
     metrics = trainer.evaluate()
     assert metrics["masked_tokens"] == 2 * 4 * 3 and metrics["examples"] == 8
     assert 0 <= metrics["mlm_accuracy"] <= 1 and 0 <= metrics["nsp_accuracy"] <= 1
@@ -323,3 +316,66 @@ def test_kill_during_checkpoint_write_keeps_the_previous_checkpoint(run_setup, t
 
     reloaded = BertForPreTraining.from_pretrained(out_dir)
     assert reloaded.config.vocab_size == BertTokenizer.from_pretrained(out_dir).vocab_size
+
+
+# ------------------------------------------------------------- damaged or mismatched run state
+
+def _trained_run(tmp_path, steps: int = 2) -> Trainer:
+    trainer = Trainer(tiny_model(), config(tmp_path, total_steps=steps, warmup_steps=1), BatchList(make_batches(2)))
+    trainer.train()
+    return trainer
+
+
+def test_checkpoint_with_flipped_bytes_is_refused_naming_the_file(tmp_path):
+    trainer = _trained_run(tmp_path)
+    path = tmp_path / "checkpoint.pt"
+    raw = bytearray(path.read_bytes())
+    weight = max(trainer.model.state_dict().values(), key=lambda t: t.numel()).numpy().tobytes()
+    start = raw.find(weight[:64])
+    assert start > 0  # the tensor's bytes are stored as they are: flip 16 of them
+    raw[start + 100:start + 116] = bytes(b ^ 0xFF for b in raw[start + 100:start + 116])
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match=f"{path.name}.*damaged"):
+        Trainer(tiny_model(), config(tmp_path, total_steps=4, warmup_steps=1), BatchList(make_batches(2))).resume()
+    path.write_bytes(bytes(raw[:len(raw) // 2]))  # cut short: unreadable, still named
+    with pytest.raises(CheckpointError, match=path.name):
+        Trainer(tiny_model(), config(tmp_path, total_steps=4, warmup_steps=1), BatchList(make_batches(2))).resume()
+
+
+def test_resuming_with_another_architecture_is_one_clear_error(tmp_path):
+    _trained_run(tmp_path)
+    wider = Trainer(tiny_model(hidden_size=48), config(tmp_path, total_steps=4, warmup_steps=1),
+                    BatchList(make_batches(2)))
+    with pytest.raises(CheckpointError, match=r"checkpoint.pt.*different model architecture.*\(64, 32\) there, "
+                                              r"\(64, 48\) here"):
+        wider.resume()
+
+
+def test_cut_last_metrics_line_is_dropped_on_resume_and_a_damaged_one_named(tmp_path):
+    _trained_run(tmp_path)
+    metrics = tmp_path / "metrics.jsonl"
+    whole = metrics.read_text()
+    metrics.write_text(whole + '{"kind": "train", "step": 3, "lo')  # kill -9 in the middle of a write
+    trainer = Trainer(tiny_model(), config(tmp_path, total_steps=4, warmup_steps=1), BatchList(make_batches(2)))
+    with pytest.warns(UserWarning, match=r"metrics.jsonl:\d+ was cut off"):
+        assert trainer.resume()
+    assert metrics.read_text() == whole
+    trainer.train()
+    assert [r["step"] for r in read_metrics(metrics) if r["kind"] == "train"] == [1, 2, 3, 4]
+
+    lines = metrics.read_text().splitlines()
+    metrics.write_text("\n".join(lines[:1] + ["{not json"] + lines[1:]) + "\n")
+    with pytest.raises(CheckpointError, match=r"metrics.jsonl:2 is not a JSON record"):
+        Trainer(tiny_model(), config(tmp_path, total_steps=4, warmup_steps=1), BatchList(make_batches(2))).resume()
+
+
+def test_device_names_are_checked_before_any_work():
+    from minibert.train.distributed import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    for bad in ("bogus", "cuda:x", "meta"):
+        with pytest.raises(ConfigError, match=f"device '{bad}'"):
+            resolve_device(bad)
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="device 'cuda'.*use --device cpu"):
+            resolve_device("cuda")

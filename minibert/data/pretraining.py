@@ -7,7 +7,7 @@ The pipeline, one stage per function:
         -> token ids per sentence                                     ``tokenize_document``
         -> segment pairs A, B with a next-sentence label              ``create_segment_pairs``
         -> [CLS] A [SEP] B [SEP] with 15% of the tokens masked       ``build_example``, ``mask_tokens``
-        -> padded tensors                                              ``collate``
+        -> padded tensors                                              ``minibert.data.batches.collate``
 
 ``PretrainingStream`` runs the stages lazily and yields batches forever, epoch after epoch.
 
@@ -42,6 +42,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
 import torch
 from torch import Tensor
 
+from minibert.data.batches import collate
 from minibert.errors import InputError, InputTypeError
 
 Document = list[str]                 # sentences
@@ -379,28 +380,6 @@ def build_example(pair: SegmentPair, vocab: Vocabulary, rng: random.Random, *, m
                                     continuation_ids=vocab.continuation_ids)
     return {"input_ids": input_ids, "token_type_ids": token_type_ids, "labels": labels,
             "next_sentence_label": int(pair.is_random_next)}
-
-
-def collate(examples: Sequence[dict[str, Any]], pad_id: int = 0) -> dict[str, Tensor]:
-    """Pad a list of examples to the longest one: input_ids, attention_mask, token_type_ids, labels
-    (b, t) and next_sentence_label (b,). Padding has attention 0, token type 0 and label -100."""
-    if not examples:
-        raise InputError("collate needs at least one example")
-    t = max(len(e["input_ids"]) for e in examples)
-    b = len(examples)
-    input_ids = torch.full((b, t), pad_id, dtype=torch.long)        # (b, t)
-    attention_mask = torch.zeros((b, t), dtype=torch.long)           # (b, t)
-    token_type_ids = torch.zeros((b, t), dtype=torch.long)           # (b, t)
-    labels = torch.full((b, t), -100, dtype=torch.long)              # (b, t)
-    for row, example in enumerate(examples):
-        n = len(example["input_ids"])
-        input_ids[row, :n] = torch.tensor(example["input_ids"])
-        attention_mask[row, :n] = 1
-        token_type_ids[row, :n] = torch.tensor(example["token_type_ids"])
-        labels[row, :n] = torch.tensor(example["labels"])
-    next_sentence_label = torch.tensor([e["next_sentence_label"] for e in examples], dtype=torch.long)  # (b,)
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids,
-            "labels": labels, "next_sentence_label": next_sentence_label}
 
 
 # ------------------------------------------------------------------------------------------ stream

@@ -9,18 +9,19 @@ small learning rate. This module does that end to end, with nothing hidden:
    ``test.*``. Label names are sorted and numbered; the map is stored as ``id2label``/``label2id`` in
    the saved ``config.json``, so the checkpoint says what its outputs mean. Without a validation
    file, a stratified fraction of the training rows is held out (``--validation-fraction``).
-2. **Batches.** Every text is tokenized once, up front, without padding; ``PaddingCollator`` pads each
-   batch only to its own longest row, which saves a lot of work when lengths vary.
-3. **Optimisation.** AdamW with weight decay on weight matrices only (no decay on biases and
-   LayerNorm parameters), a learning rate that rises linearly during warm-up and then falls
-   linearly to zero, and gradient clipping at norm 1. The parameter groups and the schedule are
-   ``minibert.train.trainer``'s, the ones pre-training uses.
+2. **Batches.** Every text is tokenized once, up front, without padding; each batch is padded only
+   to its own longest row (``minibert.data.batches.collate``), which saves a lot of work when lengths
+   vary. ``EpochBatches`` reshuffles the rows every epoch.
+3. **Optimisation** runs through ``minibert.train.trainer.Trainer``, the loop pretraining uses: AdamW
+   with weight decay on weight matrices only, a learning rate that rises linearly during warm-up and
+   then falls linearly to zero, gradient clipping at norm 1; gradient accumulation, bf16 autocast,
+   exact resume (``--resume``) and DDP (``torchrun``) come with it.
 4. **Evaluation each epoch** on the validation rows: loss, accuracy and macro-F1 (the unweighted mean
    of per-class F1, which a classifier cannot game by always answering the majority class). The best
    epoch (by ``--metric``) is saved to ``OUT_DIR/best`` with ``save_pretrained`` plus the tokenizer's
    ``vocab.txt`` and ``tokenizer_config.json``, so ``BertForSequenceClassification.from_pretrained``
-   and ``BertTokenizer.from_pretrained`` both load it. One JSON line per evaluation goes to
-   ``OUT_DIR/metrics.jsonl``; a test file, if given, is scored once with the best checkpoint.
+   and ``BertTokenizer.from_pretrained`` both load it. ``OUT_DIR/metrics.jsonl`` holds one JSON line
+   per step and per evaluation; a test file, if given, is scored once with the best checkpoint.
 
 ``--from-scratch`` trains the same architecture from random initialisation with the same budget:
 the control that shows what pre-training is worth.
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import math
 import random
@@ -42,11 +44,14 @@ from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence, Union
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from minibert.errors import InputError, InputTypeError, TrainingError
 from minibert.checkpoints.hub import DEFAULT_CHECKPOINT
-from minibert.progress import progress_bar
+from minibert.data.batches import EpochBatches, collate
+from minibert.errors import InputError, InputTypeError, TrainingError, check_positive_int
+from minibert.train.distributed import DistContext, cleanup_distributed, init_distributed
+from minibert.train.metrics_log import read_metrics
+from minibert.train.trainer import TrainConfig, Trainer
 
 # Column names recognised when the caller does not name them, first match wins.
 TEXT_COLUMNS = ("text", "sentence", "sentence1", "text_a", "premise", "question")
@@ -64,25 +69,38 @@ class Example:
     label: str
 
 
+def _read_jsonl(path: Path, text: str) -> list[dict[str, Any]]:
+    rows = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}:{number} is not valid JSON ({exc}); JSONL expects one object per line") from None
+        if not isinstance(row, dict):
+            raise InputError(f"{path}:{number} holds a {type(row).__name__}, a JSON object is expected")
+        rows.append(row)
+    return rows
+
+
 def _read_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of a JSONL, CSV or TSV file; InputError naming the file when it is not UTF-8 text."""
+    if path.suffix not in DATA_SUFFIXES:
+        raise InputError(f"{path}: unsupported data file type {path.suffix!r}; expected one of {DATA_SUFFIXES}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}): "
+                         "is it a binary file?") from None
+    if "\x00" in text:
+        raise InputError(f"{path} holds NUL bytes at offset {text.index(chr(0))}: it is not a text file")
     if path.suffix in (".jsonl", ".json"):
-        rows = []
-        with open(path, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"{path}:{number} is not valid JSON ({exc}); JSONL expects one object per line") from None
-                if not isinstance(row, dict):
-                    raise InputError(f"{path}:{number} holds a {type(row).__name__}, a JSON object is expected")
-                rows.append(row)
-        return rows
-    if path.suffix in (".csv", ".tsv"):
-        with open(path, encoding="utf-8", newline="") as handle:
-            return list(csv.DictReader(handle, delimiter="\t" if path.suffix == ".tsv" else ","))
-    raise InputError(f"{path}: unsupported data file type {path.suffix!r}; expected one of {DATA_SUFFIXES}")
+        return _read_jsonl(path, text)
+    try:
+        return list(csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if path.suffix == ".tsv" else ","))
+    except csv.Error as exc:
+        raise InputError(f"{path} is not a readable {path.suffix[1:].upper()} file: {exc}") from None
 
 
 def _pick_column(path: Path, columns: Iterable[str], wanted: Optional[str], candidates: Sequence[str],
@@ -99,9 +117,23 @@ def _pick_column(path: Path, columns: Iterable[str], wanted: Optional[str], cand
     return found
 
 
+def label_name(value: Any, where: str) -> str:
+    """A label as the class name it stands for: a string as written (stripped), an integer (or a
+    float with an integral value, as JSON writers produce) as its decimal digits, so ``1``, ``"1"`` and
+    ``1.0`` are one class. Anything else (lists, objects, booleans, fractions, empty) is an InputError
+    naming ``where``: a classifier's label is a name, not a value to regress on."""
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    raise InputError(f"{where}: a label must be a class name (a string or an integer), got {value!r}")
+
+
 def load_examples(path: Union[str, Path], text_column: Optional[str] = None, text_pair_column: Optional[str] = None,
                   label_column: Optional[str] = None) -> list[Example]:
-    """Read one CSV/TSV/JSONL file into ``Example`` rows; labels are kept as strings."""
+    """Read one CSV/TSV/JSONL file into ``Example`` rows; labels become class names (``label_name``)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"data file not found: {path}")
@@ -114,15 +146,12 @@ def load_examples(path: Union[str, Path], text_column: Optional[str] = None, tex
     label_key = _pick_column(path, columns, label_column, LABEL_COLUMNS, "label", required=True)
     examples = []
     for number, row in enumerate(rows, 1):
-        text, label = row.get(text_key), row.get(label_key)
-        pair = row.get(pair_key) if pair_key else None
+        text, pair = row.get(text_key), row.get(pair_key) if pair_key else None
         if not isinstance(text, str) or not text.strip():
             raise InputError(f"{path} row {number}: {text_key!r} must be a non-empty string, got {text!r}")
         if pair_key and not isinstance(pair, str):
             raise InputError(f"{path} row {number}: {pair_key!r} must be a string, got {pair!r}")
-        if label is None or (isinstance(label, str) and not label.strip()):
-            raise InputError(f"{path} row {number}: {label_key!r} is empty")
-        examples.append(Example(text, pair, str(label).strip()))
+        examples.append(Example(text, pair, label_name(row.get(label_key), f"{path} row {number} {label_key!r}")))
     return examples
 
 
@@ -159,10 +188,15 @@ def stratified_split(examples: Sequence[Example], fraction: float, seed: int) ->
     return train, held_out
 
 
+def sorted_labels(names: Iterable[str]) -> list[str]:
+    """Class names in id order: integers by value (so "10" follows "9"), then other names alphabetically."""
+    return sorted(set(names), key=lambda name: (0, int(name), "") if name.lstrip("-").isdigit() else (1, 0, name))
+
+
 # ------------------------------------------------------------------------------------------ batches
 def encode_examples(tokenizer: Any, examples: Sequence[Example], label2id: dict[str, int],
                     max_length: int) -> list[dict[str, Any]]:
-    """Tokenize once, without padding: one dict of id lists (and the label id) per example."""
+    """Tokenize once, without padding: one row of id lists and its class id (``labels``) per example."""
     unknown = sorted({e.label for e in examples} - label2id.keys())
     if unknown:
         raise InputError(f"labels {unknown} do not occur in the training data (known: {sorted(label2id)})")
@@ -171,28 +205,7 @@ def encode_examples(tokenizer: Any, examples: Sequence[Example], label2id: dict[
     pairs = [e.text_pair or "" for e in examples] if has_pairs else None
     tokens = tokenizer(texts, pairs, truncation=True, max_length=max_length)
     return [{"input_ids": tokens["input_ids"][i], "token_type_ids": tokens["token_type_ids"][i],
-             "label": label2id[e.label]} for i, e in enumerate(examples)]
-
-
-class PaddingCollator:
-    """Pad a list of encoded rows to the longest one; returns the model's keyword arguments."""
-
-    def __init__(self, pad_token_id: int):
-        self.pad_token_id = pad_token_id
-
-    def __call__(self, rows: Sequence[dict[str, Any]]) -> dict[str, Tensor]:
-        longest = max(len(row["input_ids"]) for row in rows)
-        input_ids = torch.full((len(rows), longest), self.pad_token_id, dtype=torch.long)   # (b, t)
-        token_type_ids = torch.zeros((len(rows), longest), dtype=torch.long)               # (b, t)
-        attention_mask = torch.zeros((len(rows), longest), dtype=torch.long)               # (b, t)
-        for i, row in enumerate(rows):
-            n = len(row["input_ids"])
-            input_ids[i, :n] = torch.tensor(row["input_ids"])
-            token_type_ids[i, :n] = torch.tensor(row["token_type_ids"])
-            attention_mask[i, :n] = 1
-        labels = torch.tensor([row["label"] for row in rows], dtype=torch.long)            # (b,)
-        return {"input_ids": input_ids, "attention_mask": attention_mask,
-                "token_type_ids": token_type_ids, "labels": labels}
+             "labels": label2id[e.label]} for i, e in enumerate(examples)]
 
 
 # ------------------------------------------------------------------------------------------ metrics
@@ -214,43 +227,50 @@ def classification_metrics(predictions: Sequence[int], labels: Sequence[int], nu
     return {"accuracy": correct / len(labels), "macro_f1": sum(f1_scores) / len(f1_scores)}
 
 
-def evaluate(model: torch.nn.Module, batches: Iterable[dict[str, Tensor]], device: torch.device) -> dict[str, float]:
-    """Mean loss, accuracy and macro-F1 of ``model`` over ``batches``."""
-    was_training = model.training
-    model.eval()
+@torch.no_grad()
+def evaluate(model: nn.Module, batches: Iterable[dict[str, Tensor]], device: torch.device) -> dict[str, float]:
+    """Mean loss, accuracy and macro-F1 of ``model`` (as it is: call ``eval()`` first) over ``batches``."""
     predictions: list[int] = []
     labels: list[int] = []
     loss_sum, count = 0.0, 0
-    with torch.inference_mode():
-        for batch in batches:
-            batch = {k: v.to(device) for k, v in batch.items()}
-            out = model(**batch)
-            loss_sum += out.loss.item() * len(batch["labels"])
-            count += len(batch["labels"])
-            predictions += out.logits.argmax(dim=-1).tolist()
-            labels += batch["labels"].tolist()
-    model.train(was_training)
+    for batch in batches:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        out = model(**batch)
+        loss_sum += out.loss.float().item() * len(batch["labels"])
+        count += len(batch["labels"])
+        predictions += out.logits.argmax(dim=-1).tolist()
+        labels += batch["labels"].tolist()
     metrics = classification_metrics(predictions, labels, model.config.num_labels)
     metrics["loss"] = loss_sum / max(count, 1)
     return metrics
 
 
-# ------------------------------------------------------------------------------------ optimisation
-def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
-    """AdamW over ``minibert.train.trainer.param_groups``: decay on weight matrices and embeddings only,
-    none on biases and LayerNorm parameters (the same groups pre-training uses)."""
-    from minibert.train.trainer import param_groups
+class BestEpoch:
+    """The ``Trainer``'s evaluation for fine-tuning, called once per epoch: scores the validation
+    batches and, when ``metric`` improved, saves the model and tokenizer to ``folder`` (rank 0 only)."""
 
-    return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr)
+    def __init__(self, batches: list[dict[str, Tensor]], metric: str, folder: Path, tokenizer: Any, is_main: bool):
+        self.batches, self.metric, self.folder, self.tokenizer, self.is_main = batches, metric, folder, tokenizer, is_main
+        self.score, self.epoch, self.epochs_done = -math.inf, 0, 0
 
+    def __call__(self, model: nn.Module, device: torch.device) -> dict[str, Any]:
+        scores = evaluate(model, self.batches, device)
+        self.epochs_done += 1
+        improved = scores[self.metric] > self.score
+        if improved:
+            self.score, self.epoch = scores[self.metric], self.epochs_done
+            if self.is_main:
+                model.save_pretrained(self.folder)
+                self.tokenizer.save_pretrained(self.folder)  # vocab.txt + tokenizer_config.json
+        return {"epoch": self.epochs_done, "split": "validation", **scores, "best": improved}
 
-def _optimizer_and_schedule(model: torch.nn.Module, lr: float, weight_decay: float,
-                            warmup_steps: int, total_steps: int):
-    """AdamW and the learning-rate schedule: linear warm-up to ``lr``, then linear decay to 0."""
-    from minibert.train.trainer import linear_schedule
-
-    optimizer = build_optimizer(model, lr, weight_decay)
-    return optimizer, linear_schedule(optimizer, warmup_steps, total_steps)
+    def restore(self, records: Iterable[dict[str, Any]]) -> None:
+        """Pick up where a resumed run stopped, from its metrics records."""
+        evaluations = [r for r in records if r.get("kind") == "eval"]
+        self.epochs_done = len(evaluations)
+        for record in evaluations:
+            if record.get("best"):
+                self.score, self.epoch = record[self.metric], record["epoch"]
 
 
 # ------------------------------------------------------------------------------------------- main
@@ -273,31 +293,37 @@ def build_parser(parser: Optional[argparse.ArgumentParser] = None) -> argparse.A
     model.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="checkpoint folder or name to start from")
     model.add_argument("--from-scratch", action="store_true",
                        help="same architecture and tokenizer, random initial weights (a baseline)")
-    model.add_argument("--out-dir", required=True, help="where best/ and metrics.jsonl are written")
+    model.add_argument("--out-dir", required=True, help="where best/, metrics.jsonl and the checkpoint are written")
+    model.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out-dir, if any")
     model.add_argument("--epochs", type=int, default=3)
-    model.add_argument("--batch-size", type=int, default=16)
+    model.add_argument("--batch-size", type=int, default=16, help="rows per micro-batch per process")
+    model.add_argument("--grad-accum", type=int, default=1, help="micro-batches per update")
     model.add_argument("--eval-batch-size", type=int, default=64)
     model.add_argument("--lr", type=float, default=5e-5, help="peak learning rate")
     model.add_argument("--weight-decay", type=float, default=0.01)
+    model.add_argument("--adam-eps", type=float, default=TrainConfig.adam_eps, help="AdamW's epsilon")
     model.add_argument("--warmup-ratio", type=float, default=0.1, help="share of all steps spent warming up")
-    model.add_argument("--max-length", type=int, default=128, help="truncate tokenized rows to this length")
+    model.add_argument("--max-length", type=int, default=None,
+                       help="truncate tokenized rows to this length (default: 128, or the model's limit if lower)")
     model.add_argument("--metric", choices=("macro_f1", "accuracy"), default="macro_f1",
                        help="validation metric that picks the best epoch")
+    model.add_argument("--bf16", action="store_true", help="bf16 autocast")
+    model.add_argument("--save-every", type=int, default=0, help="steps between checkpoints (0: at the end only)")
     model.add_argument("--seed", type=int, default=0)
-    model.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
-    model.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
+    model.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available, else cpu)")
+    model.add_argument("--no-progress", action="store_true", help="no progress bar and no printed summary")
     return parser
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    positive = {"epochs": args.epochs, "batch_size": args.batch_size, "eval_batch_size": args.eval_batch_size,
-                "max_length": args.max_length}
-    for name, value in positive.items():
-        if value < 1:
-            raise InputError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
+    for name in ("epochs", "batch_size", "grad_accum", "eval_batch_size"):
+        check_positive_int(f"--{name.replace('_', '-')}", getattr(args, name), error=InputError)
+    if args.max_length is not None:
+        check_positive_int("--max-length", args.max_length, error=InputError)
+    check_positive_int("--save-every", args.save_every, minimum=0, error=InputError)
     if not (args.lr > 0 and math.isfinite(args.lr)):
         raise InputError(f"--lr must be a positive number, got {args.lr!r}")
-    if args.weight_decay < 0:
+    if not (args.weight_decay >= 0 and math.isfinite(args.weight_decay)):
         raise InputError(f"--weight-decay must be >= 0, got {args.weight_decay!r}")
     if not 0.0 <= args.warmup_ratio < 1.0:
         raise InputError(f"--warmup-ratio must be in [0, 1), got {args.warmup_ratio!r}")
@@ -313,17 +339,57 @@ def _load_splits(args: argparse.Namespace) -> tuple[list[Example], list[Example]
     if args.test:
         files["test"] = Path(args.test)
     train = load_examples(files["train"], **columns)
+    label_names = sorted_labels(e.label for e in train)
+    if len(label_names) < 2:
+        raise InputError(f"{files['train']} has {len(label_names)} label(s) ({label_names}); at least 2 are needed")
     if "validation" in files:
         validation = load_examples(files["validation"], **columns)
     else:
+        n_rows = len(train)
         train, validation = stratified_split(train, args.validation_fraction, args.seed)
+        if not validation:
+            raise InputError(f"--validation-fraction {args.validation_fraction} of the {n_rows} rows of {files['train']} "
+                             "holds out no validation row (each label keeps at least one training row): give "
+                             "--validation FILE, more rows, or a larger fraction")
     test = load_examples(files["test"], **columns) if "test" in files else []
     return train, validation, test
 
 
-def _save_best(model: torch.nn.Module, tokenizer: Any, folder: Path) -> None:
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)  # vocab.txt + tokenizer_config.json
+def _build_model(args: argparse.Namespace, label_names: list[str]) -> tuple[nn.Module, Any]:
+    """The classifier (pre-trained, or the same architecture from random weights) and its tokenizer;
+    a ``--max-length`` the model cannot take, or that leaves no room for text, is refused."""
+    from minibert.checkpoints.hf import read_config
+    from minibert.checkpoints.hub import resolve
+    from minibert.config import BertConfig
+    from minibert.heads import BertForSequenceClassification
+    from minibert.tokenizer import BertTokenizer
+
+    tokenizer = BertTokenizer.from_pretrained(args.checkpoint)
+    labels_config = dict(id2label=dict(enumerate(label_names)), label2id={n: i for i, n in enumerate(label_names)},
+                         problem_type="single_label_classification")
+    if args.from_scratch:
+        folder = resolve(args.checkpoint)
+        base = read_config(folder if folder.is_dir() else folder.parent)
+        model = BertForSequenceClassification(BertConfig.from_dict({**base.to_dict(), **labels_config}))
+    else:
+        model = BertForSequenceClassification.from_pretrained(args.checkpoint, **labels_config)
+    return model, tokenizer
+
+
+def _max_length(args: argparse.Namespace, model: nn.Module, has_pairs: bool) -> int:
+    """``--max-length``, or 128 capped at the model's limit; refused when it leaves no room for text
+    or exceeds the positions the model has."""
+    limit = model.config.max_position_embeddings
+    if args.max_length is None:
+        return min(128, limit)
+    specials = 3 if has_pairs else 2  # [CLS] A [SEP] (B [SEP])
+    least = specials + (2 if has_pairs else 1)  # one token of each text
+    if args.max_length < least:
+        raise InputError(f"--max-length {args.max_length} leaves no room for text: [CLS] and [SEP] take {specials} "
+                         f"positions{' with text pairs' if has_pairs else ''}; use at least {least}")
+    if args.max_length > limit:
+        raise InputError(f"--max-length {args.max_length} exceeds the model's max_position_embeddings ({limit})")
+    return args.max_length
 
 
 def main(argv: Union[Sequence[str], argparse.Namespace, None] = None) -> dict[str, Any]:
@@ -332,111 +398,69 @@ def main(argv: Union[Sequence[str], argparse.Namespace, None] = None) -> dict[st
         raise InputTypeError(f"argv must be a list of arguments or an argparse.Namespace, got the string {argv!r}")
     args = argv if isinstance(argv, argparse.Namespace) else build_parser().parse_args(argv)
     _check_args(args)
-    from minibert.config import BertConfig
-    from minibert.heads import BertForSequenceClassification
-    from minibert.checkpoints.hub import resolve
-    from minibert.checkpoints.hf import read_config
-    from minibert.tokenizer import BertTokenizer
-
-    started = time.time()
-    random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    device = torch.device(args.device)
-    out_dir = Path(args.out_dir)
+    context = init_distributed(args.device)
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise TrainingError(f"cannot create --out-dir {out_dir}: {exc}") from None
+        return _fine_tune(args, context)
+    finally:
+        cleanup_distributed()
 
+
+def _fine_tune(args: argparse.Namespace, context: DistContext) -> dict[str, Any]:
+    started = time.time()
     train, validation, test = _load_splits(args)
-    label_names = sorted({e.label for e in train})
-    if len(label_names) < 2:
-        raise InputError(f"the training data has {len(label_names)} label(s) ({label_names}); at least 2 are needed")
+    label_names = sorted_labels(e.label for e in train)
     label2id = {name: i for i, name in enumerate(label_names)}
-    id2label = {i: name for name, i in label2id.items()}
+    random.seed(args.seed)
+    torch.manual_seed(args.seed)  # the new classifier layer's initial weights
+    model, tokenizer = _build_model(args, label_names)
+    max_length = _max_length(args, model, any(e.text_pair is not None for e in train))
 
-    tokenizer = BertTokenizer.from_pretrained(args.checkpoint)
-    labels_config = dict(id2label=id2label, label2id=label2id, problem_type="single_label_classification")
-    if args.from_scratch:
-        folder = resolve(args.checkpoint)
-        base = read_config(folder if folder.is_dir() else folder.parent)
-        config = BertConfig.from_dict({**base.to_dict(), **labels_config})
-        model = BertForSequenceClassification(config)
-    else:
-        model = BertForSequenceClassification.from_pretrained(args.checkpoint, **labels_config)
-    model.to(device)
+    def pad(rows):
+        return collate(rows, tokenizer.pad_token_id)
 
-    collate = PaddingCollator(tokenizer.pad_token_id)
-    encoded = {name: encode_examples(tokenizer, rows, label2id, args.max_length)
+    encoded = {name: encode_examples(tokenizer, rows, label2id, max_length)
                for name, rows in (("train", train), ("validation", validation), ("test", test))}
-    generator = torch.Generator().manual_seed(args.seed)
-    train_loader = torch.utils.data.DataLoader(encoded["train"], batch_size=args.batch_size, shuffle=True,
-                                               collate_fn=collate, generator=generator)
+    batches = EpochBatches(encoded["train"], args.batch_size, pad, seed=args.seed, rank=context.rank,
+                           world_size=context.world_size)
 
-    def eval_loader(rows: list) -> torch.utils.data.DataLoader:
-        return torch.utils.data.DataLoader(rows, batch_size=args.eval_batch_size, collate_fn=collate)
+    def eval_batches(rows: list) -> list[dict[str, Tensor]]:
+        return [pad(rows[i:i + args.eval_batch_size]) for i in range(0, len(rows), args.eval_batch_size)]
 
-    total_steps = args.epochs * len(train_loader)
-    warmup_steps = int(args.warmup_ratio * total_steps)
-    optimizer, schedule = _optimizer_and_schedule(model, args.lr, args.weight_decay, warmup_steps, total_steps)
+    steps_per_epoch = max(1, batches.batches_per_epoch // args.grad_accum)
+    total_steps = args.epochs * steps_per_epoch
+    out_dir = Path(args.out_dir)
+    config = TrainConfig(out_dir=str(out_dir), total_steps=total_steps, grad_accum_steps=args.grad_accum,
+                         learning_rate=args.lr, warmup_steps=int(args.warmup_ratio * total_steps),
+                         weight_decay=args.weight_decay, adam_eps=args.adam_eps, max_grad_norm=1.0, bf16=args.bf16,
+                         eval_every=steps_per_epoch, save_every=args.save_every, seed=args.seed,
+                         progress=False if args.no_progress else None)
+    best = BestEpoch(eval_batches(encoded["validation"]), args.metric, out_dir / "best", tokenizer, context.is_main)
+    trainer = Trainer(model, config, batches, best, context)
+    if args.resume and trainer.resume():
+        best.restore(read_metrics(trainer.metrics_path) if context.is_main else [])
+    trainer.train()
+    if best.epoch == 0:
+        raise TrainingError(f"no epoch gave a finite validation {args.metric}: no model was saved in {out_dir / 'best'}")
 
     # The baseline any classifier must beat: always answer the most frequent training label.
     majority = label2id[Counter(e.label for e in train).most_common(1)[0][0]]
-    baseline = {split: classification_metrics([majority] * len(rows), [r["label"] for r in rows], len(label2id))
-                for split, rows in encoded.items() if rows and split != "train"}
-
-    metrics_path = out_dir / "metrics.jsonl"
-    metrics_path.write_text("", encoding="utf-8")
-
-    def log(record: dict[str, Any]) -> None:
-        with open(metrics_path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
-
-    best_score, best_epoch, step = -math.inf, 0, 0
-    model.train()
-    for epoch in range(1, args.epochs + 1):
-        loss_sum, seen = 0.0, 0
-        bar = progress_bar(train_loader, desc=f"epoch {epoch}/{args.epochs}", unit="batch", disable=args.no_progress)
-        for batch in bar:
-            batch = {k: v.to(device) for k, v in batch.items()}
-            loss = model(**batch).loss
-            if not torch.isfinite(loss):
-                raise TrainingError(f"the loss became {loss.item()} at step {step}; lower --lr (now {args.lr})")
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            loss_sum += loss.item() * len(batch["labels"])
-            seen += len(batch["labels"])
-            bar.set_postfix(loss=f"{loss.item():.4f}")
-        scores = evaluate(model, eval_loader(encoded["validation"]), device)
-        record = {"epoch": epoch, "step": step, "split": "validation", "train_loss": loss_sum / max(seen, 1),
-                  **scores, "lr": schedule.get_last_lr()[0], "elapsed_s": round(time.time() - started, 1)}
-        improved = scores[args.metric] > best_score
-        if improved:
-            best_score, best_epoch = scores[args.metric], epoch
-            _save_best(model, tokenizer, out_dir / "best")
-        record["best"] = improved
-        log(record)
-        if args.no_progress is False:
-            bar.write(f"epoch {epoch}: validation accuracy {scores['accuracy']:.4f}, "
-                       f"macro-F1 {scores['macro_f1']:.4f}, loss {scores['loss']:.4f}" + (" (best)" if improved else ""))
-
     summary: dict[str, Any] = {
         "checkpoint": str(args.checkpoint), "from_scratch": bool(args.from_scratch), "labels": label_names,
-        "sizes": {name: len(rows) for name, rows in encoded.items()}, "best_epoch": best_epoch,
-        "best_validation": {args.metric: best_score}, "majority_baseline": baseline,
+        "sizes": {name: len(rows) for name, rows in encoded.items()}, "best_epoch": best.epoch,
+        "best_validation": {args.metric: best.score},
+        "majority_baseline": {split: classification_metrics([majority] * len(rows), [r["labels"] for r in rows],
+                                                            len(label2id))
+                              for split, rows in encoded.items() if rows and split != "train"},
     }
-    if encoded["test"]:
-        best_model = BertForSequenceClassification.from_pretrained(out_dir / "best").to(device)
-        summary["test"] = evaluate(best_model, eval_loader(encoded["test"]), device)
-        log({"epoch": best_epoch, "split": "test", **summary["test"]})
-    summary["wall_time_s"] = round(time.time() - started, 1)
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    if not args.no_progress:
-        print(json.dumps(summary, indent=2))
+    if context.is_main:
+        if encoded["test"]:
+            best_model = type(model).from_pretrained(out_dir / "best").to(context.device)
+            summary["test"] = evaluate(best_model, eval_batches(encoded["test"]), context.device)
+            trainer.log({"kind": "test", "epoch": best.epoch, "split": "test", **summary["test"]})
+        summary["wall_time_s"] = round(time.time() - started, 1)
+        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        if not args.no_progress:
+            print(json.dumps(summary, indent=2))
     return summary
 
 

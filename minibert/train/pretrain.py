@@ -31,13 +31,16 @@ from typing import Any, Optional, Sequence, Union
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 from minibert.config import BertConfig
 from minibert.errors import ConfigError
 from minibert.heads import BertForPreTraining
 from minibert.data.pretraining import PretrainingStream, document_factory, split_documents
-from minibert.train.trainer import (Trainer, TrainConfig, _raise_if_any, check_output_dir, cleanup_distributed,
-                      init_distributed, read_metrics)
+from minibert.train.distributed import cleanup_distributed, init_distributed, raise_if_any
+from minibert.train.metrics_log import read_metrics
+from minibert.train.trainer import Evaluation, Trainer, TrainConfig, check_output_dir
 
 
 def build_parser(parser: Optional[argparse.ArgumentParser] = None) -> argparse.ArgumentParser:
@@ -83,6 +86,7 @@ def build_parser(parser: Optional[argparse.ArgumentParser] = None) -> argparse.A
     train.add_argument("--lr", type=float, default=5e-4, help="peak learning rate")
     train.add_argument("--warmup", type=int, default=100, help="warm-up steps")
     train.add_argument("--weight-decay", type=float, default=0.01)
+    train.add_argument("--adam-eps", type=float, default=TrainConfig.adam_eps, help="AdamW's epsilon")
     train.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient clipping (0: off)")
     train.add_argument("--bf16", action="store_true", help="bf16 autocast")
     train.add_argument("--no-fused-adamw", action="store_true", help="use torch's default AdamW kernel")
@@ -126,6 +130,32 @@ def _prepare_vocab(args: argparse.Namespace, out_dir: Path, is_main: bool) -> No
         print(f"trained a WordPiece vocabulary of {len(tokens)} tokens -> {out_dir / 'vocab.txt'}")
 
 
+def pretraining_evaluation(batches: Sequence[dict[str, Tensor]]) -> Evaluation:
+    """The held-out evaluation of pretraining, for ``Trainer``: masked-LM loss and accuracy over all
+    labelled positions and NSP loss and accuracy over all examples of ``batches``. Every rank computes
+    the same numbers from the same batches."""
+    def evaluate(model: nn.Module, device: torch.device) -> dict[str, Any]:
+        mlm_loss = mlm_correct = mlm_count = nsp_loss = nsp_correct = nsp_count = 0.0
+        for batch in batches:
+            batch = {k: v.to(device) for k, v in batch.items()}
+            output = model(**batch, sparse_mlm=True)
+            targets = batch["labels"][batch["labels"] != -100]             # (n,)
+            logits = output.prediction_logits.float()                      # (n, v)
+            mlm_loss += F.cross_entropy(logits, targets, reduction="sum").item()
+            mlm_correct += (logits.argmax(-1) == targets).sum().item()
+            mlm_count += targets.numel()
+            nsp_logits = output.seq_relationship_logits.float()            # (b, 2)
+            nsp_targets = batch["next_sentence_label"]                     # (b,)
+            nsp_loss += F.cross_entropy(nsp_logits, nsp_targets, reduction="sum").item()
+            nsp_correct += (nsp_logits.argmax(-1) == nsp_targets).sum().item()
+            nsp_count += nsp_targets.numel()
+        return {"mlm_loss": mlm_loss / max(mlm_count, 1), "mlm_accuracy": mlm_correct / max(mlm_count, 1),
+                "nsp_loss": nsp_loss / max(nsp_count, 1), "nsp_accuracy": nsp_correct / max(nsp_count, 1),
+                "masked_tokens": int(mlm_count), "examples": int(nsp_count)}
+
+    return evaluate
+
+
 def frequency_baseline(train_labels: Counter, eval_batches: Sequence[dict[str, torch.Tensor]]) -> dict[str, Any]:
     """Accuracy of always predicting the token most often masked in the training data."""
     token_id, _ = train_labels.most_common(1)[0]
@@ -152,7 +182,7 @@ def main(argv: Union[Sequence[str], argparse.Namespace, None] = None) -> int:
     context = init_distributed(args.device)
     try:
         out_dir = Path(args.out_dir)
-        _raise_if_any(context, check_output_dir(out_dir, 0) if context.is_main else None)
+        raise_if_any(context, check_output_dir(out_dir, 0) if context.is_main else None)
         _prepare_vocab(args, out_dir, context.is_main)
         if context.distributed:
             dist.barrier()
@@ -183,11 +213,12 @@ def main(argv: Union[Sequence[str], argparse.Namespace, None] = None) -> int:
         torch.manual_seed(args.seed)
         model = BertForPreTraining(config)
         train_config = TrainConfig(
-            out_dir=str(out_dir), total_steps=args.steps, batch_size=args.batch_size, grad_accum_steps=args.grad_accum,
+            out_dir=str(out_dir), total_steps=args.steps, grad_accum_steps=args.grad_accum, adam_eps=args.adam_eps,
             learning_rate=args.lr, warmup_steps=args.warmup, weight_decay=args.weight_decay,
             max_grad_norm=args.max_grad_norm, bf16=args.bf16, fused_adamw=not args.no_fused_adamw,
             eval_every=args.eval_every, save_every=args.save_every, seed=args.seed, progress=args.progress)
-        trainer = Trainer(model, train_config, train_stream, eval_batches, context)
+        trainer = Trainer(model, train_config, train_stream, pretraining_evaluation(eval_batches), context,
+                          forward_kwargs={"sparse_mlm": True})
 
         resumed = trainer.resume() if args.resume else False
         start = None
