@@ -15,7 +15,8 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor
 
-from minibert.errors import InputError, check_positive_int
+from minibert.checks import check_positive_int
+from minibert.errors import InputError
 
 IGNORE_INDEX = -100  # the label the losses skip: padding and unmasked positions
 
@@ -55,8 +56,8 @@ class EpochBatches:
 
     def __init__(self, rows: Sequence[Row], batch_size: int, collate_rows: Callable[[Sequence[Row]], Any] = collate,
                  *, shuffle: bool = True, seed: int = 0, rank: int = 0, world_size: int = 1):
-        check_positive_int("batch_size", batch_size, error=InputError)
-        check_positive_int("world_size", world_size, error=InputError)
+        check_positive_int("batch_size", batch_size)
+        check_positive_int("world_size", world_size)
         if not isinstance(rank, int) or not 0 <= rank < world_size:
             raise InputError(f"rank must be in [0, world_size={world_size}), got {rank!r}")
         self.rows = list(rows)

@@ -42,6 +42,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
 import torch
 from torch import Tensor
 
+from minibert.checks import check_int
 from minibert.data.batches import collate
 from minibert.errors import InputError, InputTypeError
 
@@ -403,8 +404,7 @@ class PretrainingStream:
         for name, value, low in (("batch_size", batch_size, 1), ("max_seq_length", max_seq_length, 5),
                                  ("buffer_documents", buffer_documents, 1), ("world_size", world_size, 1),
                                  ("heldout_every", heldout_every, 0)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise InputError(f"{name} must be an integer >= {low}, got {value!r}")
+            check_int(name, value, minimum=low)
         if not isinstance(rank, int) or not 0 <= rank < world_size:
             raise InputError(f"rank must be in [0, world_size={world_size}), got {rank!r}")
         if not 0.0 <= short_seq_prob <= 1.0:

@@ -48,7 +48,8 @@ from torch import Tensor, nn
 
 from minibert.checkpoints.hub import DEFAULT_CHECKPOINT
 from minibert.data.batches import EpochBatches, collate
-from minibert.errors import InputError, InputTypeError, TrainingError, check_positive_int
+from minibert.checks import check_int, check_number, check_positive_int
+from minibert.errors import InputError, InputTypeError, TrainingError
 from minibert.train.distributed import DistContext, cleanup_distributed, init_distributed
 from minibert.train.metrics_log import read_metrics
 from minibert.train.trainer import TrainConfig, Trainer
@@ -317,14 +318,13 @@ def build_parser(parser: Optional[argparse.ArgumentParser] = None) -> argparse.A
 
 def _check_args(args: argparse.Namespace) -> None:
     for name in ("epochs", "batch_size", "grad_accum", "eval_batch_size"):
-        check_positive_int(f"--{name.replace('_', '-')}", getattr(args, name), error=InputError)
+        check_positive_int(f"--{name.replace('_', '-')}", getattr(args, name))
     if args.max_length is not None:
-        check_positive_int("--max-length", args.max_length, error=InputError)
-    check_positive_int("--save-every", args.save_every, minimum=0, error=InputError)
-    if not (args.lr > 0 and math.isfinite(args.lr)):
-        raise InputError(f"--lr must be a positive number, got {args.lr!r}")
-    if not (args.weight_decay >= 0 and math.isfinite(args.weight_decay)):
-        raise InputError(f"--weight-decay must be >= 0, got {args.weight_decay!r}")
+        check_positive_int("--max-length", args.max_length)
+    check_int("--save-every", args.save_every, minimum=0)
+    check_number("--lr", args.lr, minimum=0, exclusive_minimum=True)
+    check_number("--adam-eps", args.adam_eps, minimum=0, exclusive_minimum=True)
+    check_number("--weight-decay", args.weight_decay, minimum=0)
     if not 0.0 <= args.warmup_ratio < 1.0:
         raise InputError(f"--warmup-ratio must be in [0, 1), got {args.warmup_ratio!r}")
 

@@ -34,6 +34,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from minibert.checks import check_int
 from minibert.config import BertConfig
 from minibert.errors import ConfigError
 from minibert.heads import BertForPreTraining
@@ -170,12 +171,9 @@ def _fmt(metrics: dict[str, float]) -> str:
 
 def main(argv: Union[Sequence[str], argparse.Namespace, None] = None) -> int:
     args = argv if isinstance(argv, argparse.Namespace) else build_parser().parse_args(argv)
-    if args.heldout_every < 2:
-        raise ConfigError(f"--heldout-every must be at least 2 (a held-out set is needed), got {args.heldout_every}")
-    if args.eval_examples < 1:
-        raise ConfigError(f"--eval-examples must be positive, got {args.eval_examples}")
-    if args.threads < 0:
-        raise ConfigError(f"--threads must be >= 0, got {args.threads}")
+    check_int("--heldout-every", args.heldout_every, minimum=2, error=ConfigError)  # a held-out set is needed
+    check_int("--eval-examples", args.eval_examples, minimum=1, error=ConfigError)
+    check_int("--threads", args.threads, minimum=0, error=ConfigError)
     if args.threads:
         torch.set_num_threads(args.threads)
     started = time.perf_counter()

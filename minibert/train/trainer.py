@@ -40,7 +40,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from minibert.errors import ConfigError, InputTypeError, TrainingError, check_positive_int
+from minibert.checks import check_int, check_number
+from minibert.errors import ConfigError, InputTypeError, TrainingError
 from minibert.progress import progress_bar
 from minibert.train.distributed import DistContext, gather, raise_if_any
 from minibert.train.metrics_log import MetricsLog
@@ -78,19 +79,15 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self.adam_betas = tuple(self.adam_betas)
         for name in ("total_steps", "grad_accum_steps"):
-            check_positive_int(f"TrainConfig.{name}", getattr(self, name))
+            check_int(f"TrainConfig.{name}", getattr(self, name), minimum=1, error=ConfigError)
         for name in ("warmup_steps", "eval_every", "save_every"):
-            check_positive_int(f"TrainConfig.{name}", getattr(self, name), minimum=0)
+            check_int(f"TrainConfig.{name}", getattr(self, name), minimum=0, error=ConfigError)
         if self.warmup_steps > self.total_steps:
             raise ConfigError(f"TrainConfig.warmup_steps ({self.warmup_steps}) exceeds total_steps ({self.total_steps})")
         for name in ("learning_rate", "adam_eps"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not value > 0 or not math.isfinite(value):
-                raise ConfigError(f"TrainConfig.{name} must be a positive number, got {value!r}")
+            check_number(f"TrainConfig.{name}", getattr(self, name), minimum=0, exclusive_minimum=True, error=ConfigError)
         for name in ("weight_decay", "max_grad_norm"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not value >= 0 or not math.isfinite(value):
-                raise ConfigError(f"TrainConfig.{name} must be a non-negative number, got {value!r}")
+            check_number(f"TrainConfig.{name}", getattr(self, name), minimum=0, error=ConfigError)
         if len(self.adam_betas) != 2 or not all(0.0 <= b < 1.0 for b in self.adam_betas):
             raise ConfigError(f"TrainConfig.adam_betas must be two numbers in [0, 1), got {self.adam_betas!r}")
 
