@@ -191,6 +191,9 @@ def test_a_folder_is_refused_for_another_vocabulary_or_sequence_length(setup, tm
     save_vocab(other, tmp_path / "other")
     with pytest.raises(InputError, match="another vocabulary"):
         PreparedCorpus(setup / "data", tokenizer=BertTokenizer.from_pretrained(tmp_path / "other"))
+    cased = BertTokenizer.from_pretrained(setup / "vocab", do_lower_case=False)
+    with pytest.raises(InputError, match="tokenizer settings"):
+        PreparedCorpus(setup / "data", tokenizer=cased)
     with pytest.raises(InputError, match="max_seq_length=32, not 64"):
         PreparedCorpus(setup / "data", max_seq_length=64)
     with pytest.raises(InputError, match="not a prepared folder"):

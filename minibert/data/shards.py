@@ -46,7 +46,7 @@ import torch
 from torch import Tensor
 
 from minibert.checks import check_int
-from minibert.data.prepare import FORMAT, MANIFEST, SHARD_FILES, file_sha256, vocab_sha256
+from minibert.data.prepare import FORMAT, MANIFEST, SHARD_FILES, file_sha256, tokenizer_settings, vocab_sha256
 from minibert.data.pretraining import SegmentPair, Vocabulary, build_example, collate, truncate_pair
 from minibert.errors import InputError
 
@@ -101,7 +101,8 @@ class PreparedCorpus:
 
     Checks, before any data is read: the manifest's format; that it was made with the vocabulary
     ``tokenizer`` holds (when given) and for ``max_seq_length`` (when given); that every shard file
-    has the size and (``verify=True``) the SHA-256 the manifest lists. Each failure is an InputError
+    has the size and (``verify=True``) the SHA-256 the manifest lists. The tokenizer's settings
+    (lower-casing, accents, ...) must be the folder's too. Each failure is an InputError
     naming the folder or file and the two values that differ.
 
     The arrays are memory-mapped on first use in each process, so the object pickles cheaply into
@@ -117,6 +118,9 @@ class PreparedCorpus:
                              f"{manifest['vocab_sha256'][:12]}..., {manifest['vocab_size']} tokens) than the one given "
                              f"({vocab_sha256(tokenizer)[:12]}..., {len(tokenizer.ids_to_tokens)} tokens): "
                              "prepare the corpus again with this vocabulary, or train with the folder's own")
+        if tokenizer is not None and tokenizer_settings(tokenizer) != manifest["tokenizer"]:
+            raise InputError(f"{self.folder} was prepared with the tokenizer settings {manifest['tokenizer']}, the "
+                             f"tokenizer given has {tokenizer_settings(tokenizer)}: prepare the corpus again with it")
         if max_seq_length is not None and max_seq_length != manifest["max_seq_length"]:
             raise InputError(f"{self.folder} was prepared for max_seq_length={manifest['max_seq_length']}, "
                              f"not {max_seq_length}: its chunks are cut for that length; run `minibert prepare "
