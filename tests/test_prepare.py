@@ -285,3 +285,48 @@ def test_dataloader_workers_give_the_same_batches(setup):
     expected = in_process.batch(2)
     assert all(torch.equal(v, expected[k]) for k, v in next(workers).items())
     workers.close()
+
+
+# --------------------------------------------------------------------------- pretrain DATA
+
+def test_a_killed_pretraining_run_resumes_with_the_same_losses(setup, tmp_path):
+    """`minibert pretrain DATA` killed (SIGKILL while writing its second checkpoint) and resumed, with
+    DataLoader workers, logs the losses of an uninterrupted run without workers, step for step."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from test_trainer import DRIVER, REPO, checkpoint_files, losses_of
+
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER, encoding="utf-8")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+
+    def run(out_dir: Path, workers: int, die_on_save: int = 0, resume: bool = False) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, str(driver), "0", str(die_on_save), str(setup / "data"), "--out-dir", str(out_dir),
+             "--hidden-size", "32", "--num-layers", "1", "--num-heads", "2", "--intermediate-size", "64",
+             "--batch-size", "4", "--eval-examples", "8", "--heldout-every", "4", "--steps", "6", "--warmup", "1",
+             "--save-every", "2", "--seed", "3", "--threads", "1", "--data-workers", str(workers), "--no-progress"]
+            + (["--resume"] if resume else []), env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+
+    unbroken = run(tmp_path / "unbroken", workers=0)
+    assert unbroken.returncode == 0, unbroken.stderr[-3000:]
+    died = run(tmp_path / "run", workers=1, die_on_save=2)
+    assert died.returncode == -signal.SIGKILL
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["data"] == [
+        {"batches_consumed": 2, "seed": 3, "rank": 0, "world_size": 1, "batch_size": 4}]
+    resumed = run(tmp_path / "run", workers=1, resume=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert losses_of(tmp_path / "run") == losses_of(tmp_path / "unbroken") and len(losses_of(tmp_path / "run")) == 6
+    assert checkpoint_files(tmp_path / "run") == ["checkpoint.pt"]
+    from minibert.train.metrics_log import read_metrics
+
+    steps = [r for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if r["kind"] == "train"]
+    assert all(r["data_s"] >= 0 and r["compute_s"] > 0 for r in steps)   # the log splits data and compute time
+    # The prepared folder fixes the sequence length: another one is refused before any work.
+    refused = subprocess.run([sys.executable, "-m", "minibert.cli", "pretrain", str(setup / "data"), "--out-dir",
+                              str(tmp_path / "other"), "--max-seq-length", "64"], env=env, cwd=REPO,
+                             capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 1 and "max_seq_length=32, not 64" in refused.stderr

@@ -145,11 +145,11 @@ def chunk_starts(sentence_lengths: np.ndarray, document_starts: np.ndarray, targ
 _worker_tokenizer: Any = None
 
 
-def _init_worker(vocab_dir: str) -> None:
+def _init_worker(vocab: str) -> None:
     global _worker_tokenizer
     from minibert.tokenizer import BertTokenizer
 
-    _worker_tokenizer = BertTokenizer.from_pretrained(vocab_dir)
+    _worker_tokenizer = BertTokenizer.from_pretrained(vocab)
 
 
 def tokenize_piece(piece: Piece, tokenizer: Any, max_seq_length: int) -> dict[str, np.ndarray]:
@@ -246,7 +246,6 @@ def prepare(corpus: Sequence[Union[str, os.PathLike]], vocab: Union[str, os.Path
     tokenizer = BertTokenizer.from_pretrained(vocab)
     out = Path(out_dir)
     (out / "shards").mkdir(parents=True, exist_ok=True)
-    tokenizer.save_pretrained(out)
     settings = {"format": FORMAT, "vocab_sha256": vocab_sha256(tokenizer),
                 "vocab_size": len(tokenizer.ids_to_tokens),
                 "token_dtype": token_dtype(len(tokenizer.ids_to_tokens)).name,
@@ -260,7 +259,7 @@ def prepare(corpus: Sequence[Union[str, os.PathLike]], vocab: Union[str, os.Path
     show = progress if progress is not None else False
     bar = progress_bar(total=total_bytes, disable=not show, desc="prepare", unit="B", unit_scale=True)
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-    with context.Pool(workers, initializer=_init_worker, initargs=(str(out),)) as pool:
+    with context.Pool(workers, initializer=_init_worker, initargs=(str(vocab),)) as pool:
         for entry in pool.imap(_prepare_piece, jobs):   # imap keeps the corpus order
             shards.append(entry)
             done_bytes += entry["byte_end"] - entry["byte_start"]
@@ -278,6 +277,8 @@ def prepare(corpus: Sequence[Union[str, os.PathLike]], vocab: Union[str, os.Path
     totals["bytes"] = total_bytes
     manifest = {**settings, "sources": [str(f) for f in files], "totals": totals,
                 "shards": [{k: v for k, v in s.items() if k != "reused"} for s in shards]}
+    # The vocabulary goes in just before the manifest that names it (a reader compares the two hashes).
+    tokenizer.save_pretrained(out)
     manifest_tmp = out / f".{MANIFEST}.tmp"
     manifest_tmp.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     os.replace(manifest_tmp, out / MANIFEST)

@@ -47,7 +47,8 @@ from torch import Tensor
 
 from minibert.checks import check_int
 from minibert.data.prepare import FORMAT, MANIFEST, SHARD_FILES, file_sha256, tokenizer_settings, vocab_sha256
-from minibert.data.pretraining import SegmentPair, Vocabulary, build_example, collate, truncate_pair
+from minibert.data.batches import collate
+from minibert.data.pretraining import SegmentPair, Vocabulary, build_example, truncate_pair
 from minibert.errors import InputError
 
 
@@ -329,8 +330,11 @@ class ShardBatches:
     def _start_loader(self) -> Iterator[dict[str, Tensor]]:
         if self.num_workers == 0:
             return (self.batch(p) for p in range(self.position, 2**62))
+        # A generator of its own: by default DataLoader draws its workers' seeds from torch's global
+        # generator, which would shift the training's dropout masks (the examples need no seed).
         loader = torch.utils.data.DataLoader(_BatchAt(self), batch_size=None, sampler=range(self.position, 2**62),
-                                             num_workers=self.num_workers, prefetch_factor=self.prefetch)
+                                             num_workers=self.num_workers, prefetch_factor=self.prefetch,
+                                             generator=torch.Generator().manual_seed(0))
         return iter(loader)
 
     def __iter__(self) -> "ShardBatches":

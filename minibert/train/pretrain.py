@@ -39,7 +39,8 @@ from minibert.config import BertConfig
 from minibert.errors import ConfigError
 from minibert.heads import BertForPreTraining
 from minibert.data.pretraining import PretrainingStream, document_factory, split_documents
-from minibert.train.distributed import cleanup_distributed, init_distributed, raise_if_any
+from minibert.data.shards import is_prepared, read_manifest
+from minibert.train.distributed import DistContext, cleanup_distributed, init_distributed, raise_if_any
 from minibert.train.metrics_log import read_metrics
 from minibert.train.trainer import Evaluation, Trainer, TrainConfig, check_output_dir
 
@@ -49,8 +50,9 @@ def build_parser(parser: Optional[argparse.ArgumentParser] = None) -> argparse.A
     if parser is None:
         parser = argparse.ArgumentParser(prog="python -m minibert.train.pretrain",
                                          description="Pretrain a BERT from scratch (masked LM + next sentence).")
-    parser.add_argument("corpus", help="a text file (one sentence per line, blank line between documents), "
-                                       "a folder of .txt files, or 'pydoc' for the pydoc_data.topics corpus")
+    parser.add_argument("corpus", help="a folder made by `minibert prepare` (shards; the way for big corpora), a "
+                                       "text file (one sentence per line, blank line between documents), a folder "
+                                       "of .txt files, or 'pydoc' for the pydoc_data.topics corpus")
     parser.add_argument("--out-dir", default="runs/pretrain", help="checkpoints, logs, final model (default: %(default)s)")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out-dir, if any")
 
@@ -65,7 +67,8 @@ def build_parser(parser: Optional[argparse.ArgumentParser] = None) -> argparse.A
     model.add_argument("--num-layers", type=int, default=2)
     model.add_argument("--num-heads", type=int, default=2)
     model.add_argument("--intermediate-size", type=int, default=512)
-    model.add_argument("--max-seq-length", type=int, default=128, help="tokens per example, specials included")
+    model.add_argument("--max-seq-length", type=int, help="tokens per example, specials included "
+                                                          "(default: a prepared folder's, else 128)")
     model.add_argument("--dropout", type=float, default=0.1, help="hidden and attention dropout")
 
     data = parser.add_argument_group("data")
@@ -77,6 +80,8 @@ def build_parser(parser: Optional[argparse.ArgumentParser] = None) -> argparse.A
     data.add_argument("--eval-examples", type=int, default=512, help="size of the fixed held-out evaluation set")
     data.add_argument("--buffer-documents", type=int, default=1000,
                       help="documents per chunk (random NSP partners come from the same chunk)")
+    data.add_argument("--data-workers", type=int, default=2,
+                      help="DataLoader processes building batches from a prepared folder (0: in this process)")
     data.add_argument("--cache-tokens", choices=("auto", "yes", "no"), default="auto",
                       help="keep tokenised documents in memory after the first epoch (auto: corpora under 100 MB)")
 
@@ -123,12 +128,51 @@ def _prepare_vocab(args: argparse.Namespace, out_dir: Path, is_main: bool) -> No
         BertTokenizer.from_pretrained(args.vocab, do_lower_case=not args.cased).save_pretrained(out_dir)
     elif args.resume and (out_dir / "vocab.txt").is_file():
         return  # the run's own vocabulary, trained when it started
+    elif is_prepared(args.corpus):
+        BertTokenizer.from_pretrained(args.corpus).save_pretrained(out_dir)  # the one the shards were made with
     else:
         documents = split_documents(document_factory(args.corpus)(), "train", args.heldout_every)
         texts = (sentence for _, document in documents for sentence in document)
         tokens = train_wordpiece(texts, args.vocab_size, args.min_frequency, lowercase=not args.cased)
         save_vocab(tokens, out_dir, do_lower_case=not args.cased)
         print(f"trained a WordPiece vocabulary of {len(tokens)} tokens -> {out_dir / 'vocab.txt'}")
+
+
+def _text_data(args: argparse.Namespace, tokenizer: Any, context: DistContext) -> tuple[Any, list, list]:
+    """(this rank's training batches, the held-out batches, sample training batches) streamed from text."""
+    stream_options = dict(batch_size=args.batch_size, max_seq_length=args.max_seq_length,
+                          short_seq_prob=args.short_seq_prob, masked_lm_prob=args.masked_lm_prob,
+                          max_predictions_per_seq=args.max_predictions, whole_word_mask=args.whole_word_mask,
+                          buffer_documents=args.buffer_documents, heldout_every=args.heldout_every)
+    corpus = document_factory(args.corpus)
+    train_stream = PretrainingStream(corpus, tokenizer, split="train", seed=args.seed, rank=context.rank,
+                                     world_size=context.world_size,
+                                     cache_tokens=_cache_tokens(args.cache_tokens, args.corpus), **stream_options)
+    eval_batches = PretrainingStream(corpus, tokenizer, split="eval", seed=args.seed + 1,
+                                     **stream_options).take(args.eval_examples)
+    sample = PretrainingStream(corpus, tokenizer, split="train", seed=args.seed + 2, **stream_options)
+    return train_stream, eval_batches, sample.take(4 * args.eval_examples)
+
+
+def _prepared_data(args: argparse.Namespace, tokenizer: Any, context: DistContext) -> tuple[Any, list, list]:
+    """The same three, read from a prepared folder: every example a function of its index
+    (``minibert.data.shards``), the training batches built in ``--data-workers`` processes."""
+    from minibert.data.pretraining import Vocabulary
+    from minibert.data.shards import PreparedCorpus, ShardBatches, ShardExamples
+
+    corpus = PreparedCorpus(args.corpus, tokenizer=tokenizer, max_seq_length=args.max_seq_length)
+    vocab = Vocabulary.from_tokenizer(tokenizer)
+    options = dict(heldout_every=args.heldout_every, short_seq_prob=args.short_seq_prob,
+                   masked_lm_prob=args.masked_lm_prob, max_predictions_per_seq=args.max_predictions,
+                   whole_word_mask=args.whole_word_mask)
+    train = ShardBatches(ShardExamples(corpus, vocab, split="train", seed=args.seed, **options),
+                         batch_size=args.batch_size, rank=context.rank, world_size=context.world_size,
+                         num_workers=args.data_workers)
+    eval_batches = ShardExamples(corpus, vocab, split="eval", seed=args.seed + 1, **options).batches(
+        args.eval_examples, args.batch_size)
+    sample = ShardExamples(corpus, vocab, split="train", seed=args.seed + 2, **options).batches(
+        4 * args.eval_examples, args.batch_size)
+    return train, eval_batches, sample
 
 
 def pretraining_evaluation(batches: Sequence[dict[str, Tensor]]) -> Evaluation:
@@ -174,6 +218,9 @@ def main(argv: Union[Sequence[str], argparse.Namespace, None] = None) -> int:
     check_int("--heldout-every", args.heldout_every, minimum=2, error=ConfigError)  # a held-out set is needed
     check_int("--eval-examples", args.eval_examples, minimum=1, error=ConfigError)
     check_int("--threads", args.threads, minimum=0, error=ConfigError)
+    check_int("--data-workers", args.data_workers, minimum=0, error=ConfigError)
+    if args.max_seq_length is None:
+        args.max_seq_length = read_manifest(args.corpus)["max_seq_length"] if is_prepared(args.corpus) else 128
     if args.threads:
         torch.set_num_threads(args.threads)
     started = time.perf_counter()
@@ -188,20 +235,10 @@ def main(argv: Union[Sequence[str], argparse.Namespace, None] = None) -> int:
 
         tokenizer = BertTokenizer.from_pretrained(out_dir)
 
-        stream_options = dict(batch_size=args.batch_size, max_seq_length=args.max_seq_length,
-                              short_seq_prob=args.short_seq_prob, masked_lm_prob=args.masked_lm_prob,
-                              max_predictions_per_seq=args.max_predictions, whole_word_mask=args.whole_word_mask,
-                              buffer_documents=args.buffer_documents, heldout_every=args.heldout_every)
-        corpus = document_factory(args.corpus)
-        train_stream = PretrainingStream(corpus, tokenizer, split="train", seed=args.seed, rank=context.rank,
-                                         world_size=context.world_size,
-                                         cache_tokens=_cache_tokens(args.cache_tokens, args.corpus), **stream_options)
-        eval_batches = PretrainingStream(corpus, tokenizer, split="eval", seed=args.seed + 1,
-                                         **stream_options).take(args.eval_examples)
+        data = _prepared_data if is_prepared(args.corpus) else _text_data
+        train_data, eval_batches, sample = data(args, tokenizer, context)
         # What the frequency baseline predicts: the most common masked token of some training examples.
-        sample = PretrainingStream(corpus, tokenizer, split="train", seed=args.seed + 2, **stream_options)
-        train_labels = Counter(label for batch in sample.take(4 * args.eval_examples)
-                               for label in batch["labels"][batch["labels"] != -100].tolist())
+        train_labels = Counter(label for batch in sample for label in batch["labels"][batch["labels"] != -100].tolist())
 
         config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=args.hidden_size,
                             num_hidden_layers=args.num_layers, num_attention_heads=args.num_heads,
@@ -215,7 +252,7 @@ def main(argv: Union[Sequence[str], argparse.Namespace, None] = None) -> int:
             learning_rate=args.lr, warmup_steps=args.warmup, weight_decay=args.weight_decay,
             max_grad_norm=args.max_grad_norm, bf16=args.bf16, fused_adamw=not args.no_fused_adamw,
             eval_every=args.eval_every, save_every=args.save_every, seed=args.seed, progress=args.progress)
-        trainer = Trainer(model, train_config, train_stream, pretraining_evaluation(eval_batches), context,
+        trainer = Trainer(model, train_config, train_data, pretraining_evaluation(eval_batches), context,
                           forward_kwargs={"sparse_mlm": True})
 
         resumed = trainer.resume() if args.resume else False
@@ -237,6 +274,8 @@ def main(argv: Union[Sequence[str], argparse.Namespace, None] = None) -> int:
         train_started = time.perf_counter()
         trainer.train()
         train_seconds = time.perf_counter() - train_started
+        if hasattr(train_data, "close"):
+            train_data.close()  # the DataLoader workers
         end = trainer.evaluate()
 
         if context.is_main:

@@ -181,6 +181,7 @@ class Trainer:
         self.step = 0
         self.last_checkpoint_step: Optional[int] = None
         self.losses: list[float] = []  # training losses of the steps run by this process
+        self.data_seconds = 0.0        # time this step spent waiting for batches (logged as data_s)
         set_seed(config.seed + self.context.rank)  # dropout streams differ across ranks
 
     def log(self, record: dict[str, Any]) -> None:
@@ -242,7 +243,10 @@ class Trainer:
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.context.device)
         tokens = torch.zeros((), dtype=torch.float64, device=self.context.device)
         for micro in range(accum):
-            batch = _to_device(next(self.train_data), self.context.device)
+            fetch_started = time.perf_counter()
+            batch = next(self.train_data)
+            self.data_seconds += time.perf_counter() - fetch_started  # the model waiting on data
+            batch = _to_device(batch, self.context.device)
             last = micro == accum - 1
             # Without DDP's gradient all-reduce on all but the last micro-batch: one exchange per update.
             sync = contextlib.nullcontext() if last or not self.context.distributed else self.train_model.no_sync()
@@ -305,6 +309,7 @@ class Trainer:
         window_tokens, window_start = 0, time.perf_counter()
         try:
             while self.step < config.total_steps:
+                self.data_seconds, step_started = 0.0, time.perf_counter()
                 loss, grad_norm, tokens = self.train_step()
                 self.losses.append(loss)
                 now = time.perf_counter()
@@ -314,9 +319,11 @@ class Trainer:
                     window_tokens, window_start = 0, now
                 self.log({"kind": "train", "step": self.step, "loss": loss, "lr": self.scheduler.get_last_lr()[0],
                           "grad_norm": grad_norm, "tokens": tokens, "tokens_per_s": tokens_per_s,
+                          "data_s": self.data_seconds, "compute_s": now - step_started - self.data_seconds,
                           "elapsed_s": now - started})
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tokens_per_s:,.0f}", refresh=False)
+                bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tokens_per_s:,.0f}",
+                                data=f"{self.data_seconds / max(now - step_started, 1e-9):.0%}", refresh=False)
                 last = self.step == config.total_steps
                 if self.evaluation is not None and ((config.eval_every and self.step % config.eval_every == 0) or last):
                     metrics = self.evaluate()
