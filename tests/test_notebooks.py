@@ -24,10 +24,12 @@ KERNEL_NAME = "minibert-test-python"
 
 # Pictures each notebook must leave in $MINIBERT_FIGURES.
 FIGURES = {
-    "01_attention": ["01_attention_weights.png"],
+    "01_attention": ["01_attention_weights.png", "01_softmax_saturation.png"],
+    "02_multihead_encoder": ["02_gradient_norms.png"],
     "03_pretrained_checkpoint": ["03_attention_head.png", "03_attention_layer.png"],
     "04_pretraining": ["04_loss_curve.png"],
     "06_sentence_embeddings": ["06_similarity_matrix.png"],
+    "08_attention_cost": ["08_attention_cost.png"],
 }
 
 
@@ -36,7 +38,7 @@ def _cells(notebook) -> list[tuple[str, str]]:
 
 
 def test_every_notebook_has_its_source():
-    assert len(SOURCES) == 6, [p.name for p in SOURCES]
+    assert len(SOURCES) == 7, [p.name for p in SOURCES]
     notebooks = sorted(p.stem for p in NOTEBOOK_DIR.glob("*.ipynb"))
     assert notebooks == [p.stem for p in SOURCES]
 

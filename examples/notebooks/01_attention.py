@@ -102,6 +102,58 @@ for dim in (4, 64, 1024):
     assert abs((raw / math.sqrt(dim)).std() - 1) < 0.05  # after scaling: 1, within 5%
 
 # %% [markdown]
+# ### What goes wrong without it: saturation
+#
+# The standard deviation is only the cause; the effect is on the softmax. For head sizes from 16 to
+# 1024 we draw 256 queries against 64 keys (unit-variance coordinates, as above), and measure two
+# things, with and without the $1/\sqrt{d}$:
+#
+# * the **largest weight** in each row, averaged over rows: near $1$ means the softmax has become an
+#   argmax and the output is a copy of one value row;
+# * the **gradient norm** that reaches the scores when a loss is back-propagated through the softmax
+#   (a random upstream gradient of unit scale per weight). The softmax's Jacobian is
+#   $\mathrm{diag}(p) - pp^\top$: when one $p_j \to 1$ every entry tends to 0, so the scores, and
+#   through them $W_Q$ and $W_K$, stop learning.
+
+# %%
+def saturation(dim, scaled, queries=256, keys=64):
+    g = torch.Generator().manual_seed(dim)
+    q, k = torch.randn(queries, dim, generator=g), torch.randn(keys, dim, generator=g)
+    scores = (q @ k.T) / (math.sqrt(dim) if scaled else 1.0)      # (t, s)
+    scores.requires_grad_(True)
+    probs = scores.softmax(dim=-1)                               # (t, s)
+    upstream = torch.randn(queries, keys, generator=g)           # dLoss/dprobs, unit scale
+    (probs * upstream).sum().backward()
+    return probs.max(-1).values.mean().item(), scores.grad.norm(dim=-1).mean().item()
+
+
+dims = [16, 64, 256, 1024]
+curves = {scaled: [saturation(dim, scaled) for dim in dims] for scaled in (False, True)}
+for dim, raw, div in zip(dims, curves[False], curves[True]):
+    print(f"d={dim:5d}  without √d: largest weight {raw[0]:.3f}, grad norm {raw[1]:.4f}   "
+          f"with √d: largest weight {div[0]:.3f}, grad norm {div[1]:.4f}")
+
+fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+for scaled, style in ((False, "o-"), (True, "s-")):
+    label = "q·k/√d" if scaled else "q·k (no scaling)"
+    left.semilogx(dims, [w for w, _ in curves[scaled]], style, base=2, label=label)
+    right.loglog(dims, [g for _, g in curves[scaled]], style, base=2, label=label)
+left.set(xlabel="head size d", ylabel="largest weight per row (mean)", title="the softmax saturates", ylim=(0, 1.05))
+right.set(xlabel="head size d", ylabel="gradient norm at the scores", title="and its gradient vanishes")
+left.legend()
+right.legend()
+fig.savefig(FIGURES / "01_softmax_saturation.png", dpi=120, bbox_inches="tight")
+plt.show()
+
+raw_weight, raw_grad = zip(*curves[False])
+div_weight, div_grad = zip(*curves[True])
+# Without scaling, rows become nearly one-hot as d grows and the gradient shrinks (by > 3x from
+# d = 16 to d = 1024, to less than half of the scaled version's);
+assert raw_weight[-1] > 0.9 and raw_grad[-1] < raw_grad[0] / 3 and raw_grad[-1] < div_grad[-1] / 2
+# with it, both stay where they were at d = 16 (within a factor 1.5).
+assert max(div_weight) < 1.5 * min(div_weight) and max(div_grad) < 1.5 * min(div_grad)
+
+# %% [markdown]
 # ## Checked against minibert and PyTorch
 #
 # `minibert.scaled_dot_product_attention(q, k, v, mask)` returns `(output, weights)` like our
@@ -204,7 +256,8 @@ plt.show()
 # * softmax$(QK^\top/\sqrt{d})V$ written with three tensor operations gives the same numbers as
 #   `minibert.scaled_dot_product_attention` (float32, `1e-6`) and PyTorch's fused kernel (float64,
 #   `1e-12`);
-# * the $1/\sqrt{d}$ keeps scores at unit scale whatever the head size;
+# * the $1/\sqrt{d}$ keeps scores at unit scale whatever the head size; without it the softmax
+#   saturates as $d$ grows (largest weight → 1) and the gradient reaching the scores vanishes;
 # * a boolean padding mask gives padded keys exactly zero weight, so padding cannot change real
 #   outputs.
 #

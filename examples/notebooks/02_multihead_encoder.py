@@ -25,16 +25,22 @@
 
 # %%
 import math
+import os
+from pathlib import Path
 
+import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from minibert import BertConfig, MultiHeadAttention
+import minibert
+from minibert import BertConfig, BertModel, MultiHeadAttention
 from minibert.attention import mask_to_bias
 from minibert.model import EncoderBlock
 
 torch.manual_seed(0)
+FIGURES = Path(os.environ.get("MINIBERT_FIGURES", "figures"))
+FIGURES.mkdir(parents=True, exist_ok=True)
 
 # %% [markdown]
 # ## Multi-head attention by hand
@@ -175,49 +181,188 @@ torch.testing.assert_close(clean[1, :4], dirty[1, :4], atol=1e-5, rtol=0)
 print("real positions ignore what sits in the padding")
 
 # %% [markdown]
-# ## Why post-LN, and what pre-LN changes
+# ## The source tutorial's §4.1 formula, beside BERT's
 #
-# Many later Transformers move the norm *inside* the branch: $x + \mathrm{MHA}(\mathrm{LN}(x))$,
-# "pre-LN". The two are not interchangeable; a checkpoint trained one way gives garbage the other
-# way. What differs:
+# The tutorial this project started from writes BERT's layer and output as
 #
-# * **Post-LN** (BERT): every layer's output is normalised, so the hidden vectors that leave each
-#   layer have mean 0 and variance 1 per position (before $\gamma$, $\beta$). Gradients reaching the
-#   lower layers pass through every LayerNorm on the way, and deep post-LN stacks are known to need
-#   learning-rate warm-up to train stably; BERT's recipe has one (10,000 steps).
-# * **Pre-LN**: the residual stream $x$ is never normalised. Each layer adds its output to it, so its
-#   size grows with depth, and there is an identity path from the loss to every layer. Deep models
-#   train with less warm-up; a final LayerNorm is added after the last layer.
+# $$f(x^1_i, x^2_i) = \mathrm{LayerNorm}\big(x^1_i + \mathrm{MultiHeadAttention}(Q = x^1_i, K = x^2_i, V = x^2_i)\big)$$
+# $$\mathrm{MLP}\big(f(x^1_i, x^2_i), f(x^1_j, x^2_j)\big) = \mathrm{softmax}\big(W_o\,[\mathrm{concat}(f(x^1_i, x^2_i), f(x^1_j, x^2_j))] + b_o\big)$$
 #
-# Both points can be seen numerically. Below, 12 freshly initialised blocks (PyTorch's default
-# initialisation) are run both ways, with the same weights, on the same input.
+# with $x^1$, $x^2$ called "forward" and "backward" representations. BERT's actual layer, which we
+# just checked against `EncoderBlock`, is
+#
+# $$x' = \mathrm{LN}\big(x + \mathrm{MHA}(Q = x, K = x, V = x)\big), \qquad
+#   y = \mathrm{LN}\big(x' + \mathrm{FFN}(x')\big),$$
+#
+# stacked $N$ times, and its outputs are a softmax over the vocabulary at masked positions and a
+# 2-way softmax on the pooled `[CLS]` vector (notebook 4) — never a softmax over two concatenated
+# token vectors. The differences, each checkable:
+#
+# 1. there is one representation per position, not a forward and a backward one: "bidirectional"
+#    means self-attention without a causal mask ($Q$, $K$, $V$ all come from the same $x$);
+# 2. the tutorial's $f$ stops after the attention sub-layer: the feed-forward sub-layer, with its
+#    own residual and LayerNorm, is missing.
+#
+# Taking the kindest reading ($x^1 = x^2 = x$), the tutorial's $f$ is the first half of the block:
 
 # %%
-torch.manual_seed(1)
-blocks = [EncoderBlock(config).eval() for _ in range(12)]
+def tutorial_f(x1, x2, blk):
+    """The §4.1 formula as written: cross-attention from x1 to x2, one residual, one LayerNorm."""
+    q = blk.attn.qkv(x1).chunk(3, dim=-1)[0]       # queries from x¹        (b, t, c)
+    _, k, v = blk.attn.qkv(x2).chunk(3, dim=-1)    # keys and values from x²
+    split = lambda z: rearrange(z, "b t (h d) -> b h t d", h=h)   # noqa: E731
+    context, _ = minibert.scaled_dot_product_attention(split(q), split(k), split(v))
+    return layer_norm(x1 + blk.attn.out(rearrange(context, "b h t d -> b t (h d)")), blk.attn_norm)
 
 
-def pre_ln_block(x, blk):
-    x = x + blk.attn(blk.attn_norm(x))[0]
+with torch.no_grad():
+    first_half = tutorial_f(x, x, block)
+    bert_layer, _ = block(x)
+    torch.testing.assert_close(first_half, layer_norm(x + block.attn(x)[0], block.attn_norm), atol=1e-5, rtol=0)
+    gap = (first_half - bert_layer).abs().max().item()
+print(f"tutorial f(x, x) equals BERT's attention sub-layer; it differs from the whole layer by up to {gap:.2f}")
+assert gap > 0.1   # the missing feed-forward sub-layer is not a rounding matter
+
+# %% [markdown]
+# ## Post-LN and pre-LN, with BERT's initialisation
+#
+# Many later Transformers move the norm *inside* the branch: $x + \mathrm{MHA}(\mathrm{LN}(x))$,
+# "pre-LN", with one final LayerNorm after the last layer. Post-LN normalises every layer's output;
+# pre-LN never normalises the residual stream, so it keeps an identity path from the loss to every
+# layer.
+#
+# A claim often repeated is that the pre-LN residual stream "grows with depth". Whether it does at
+# the start depends on the initialisation. With PyTorch's default `nn.Linear` init (weights of scale
+# $1/\sqrt{c}$), each branch adds a vector comparable to its input and the stream grows. BERT
+# initialises every weight from $\mathcal{N}(0, 0.02^2)$ (`BertModel.init_weights`): each branch then
+# adds a vector about 50 times smaller than the stream, and through 12 layers its norm does not move.
+
+# %%
+depth_config = BertConfig(vocab_size=100, hidden_size=64, num_hidden_layers=12, num_attention_heads=4,
+                          intermediate_size=256, max_position_embeddings=16)
+
+
+def pre_ln_block(x, blk, bias=None):
+    x = x + blk.attn(blk.attn_norm(x), bias)[0]
     return x + blk.ffn(blk.ffn_norm(x))
 
 
-x0 = torch.randn(b, t, c)
-post, pre = x0, x0
-post_std, pre_norm = [], []
-with torch.no_grad():
-    for blk in blocks:
-        post, _ = blk(post)
-        pre = pre_ln_block(pre, blk)
-        post_std.append(post.std(-1, unbiased=False).mean().item())
-        pre_norm.append(pre.norm(dim=-1).mean().item())
-print("post-LN: std of each layer's output  ", " ".join(f"{v:.2f}" for v in post_std))
-print("pre-LN:  norm of the residual stream ", " ".join(f"{v:.1f}" for v in pre_norm))
+def stream_growth(blocks, x0):
+    """Norm of the pre-LN residual stream after the last layer over its norm after the first."""
+    norms, z = [], x0
+    with torch.no_grad():
+        for blk in blocks:
+            z = pre_ln_block(z, blk)
+            norms.append(z.norm(dim=-1).mean().item())
+    return norms[-1] / norms[0]
 
-# Post-LN: every layer's output is normalised (γ = 1, β = 0 at initialisation), std 1 within 1e-3.
-assert all(abs(v - 1) < 1e-3 for v in post_std)
-# Pre-LN: the residual stream is never normalised; it grows as layers add to it (here by > 20%).
-assert pre_norm[-1] > 1.2 * pre_norm[0]
+
+torch.manual_seed(1)
+pytorch_init = [EncoderBlock(depth_config).eval() for _ in range(12)]
+torch.manual_seed(1)
+bert_init = list(BertModel(depth_config).eval().layers)       # the same blocks, BERT's N(0, 0.02) init
+x0 = torch.randn(4, 16, 64)
+growth = {"PyTorch default init": stream_growth(pytorch_init, x0), "BERT init": stream_growth(bert_init, x0)}
+for name, ratio in growth.items():
+    print(f"{name:22s} pre-LN stream norm, layer 12 / layer 1: {ratio:.3f}")
+assert growth["PyTorch default init"] > 1.2        # grows by > 20% through 12 layers
+assert abs(growth["BERT init"] - 1) < 0.01          # does not move (within 1%)
+
+# %% [markdown]
+# ### Gradients per layer
+#
+# What reaches each layer in the backward pass? We back-propagate a mean-squared error against a
+# random target through the 12 BERT-initialised blocks, once run post-LN and once pre-LN (plus the
+# final LayerNorm), and take each layer's gradient norm, for its weight matrices and for its
+# LayerNorm parameters separately.
+
+# %%
+def layer_gradients(blocks, order):
+    for blk in blocks:
+        blk.zero_grad()
+    z = x0
+    for blk in blocks:
+        z = blk(z)[0] if order == "post-LN" else pre_ln_block(z, blk)
+    if order == "pre-LN":
+        z = F.layer_norm(z, (z.shape[-1],))
+    F.mse_loss(z, torch.randn(z.shape, generator=torch.Generator().manual_seed(0))).backward()
+
+    def norm(blk, is_layer_norm):
+        return torch.stack([p.grad.norm() for name, p in blk.named_parameters()
+                            if ("norm" in name) == is_layer_norm]).norm().item()
+    return [norm(blk, False) for blk in blocks], [norm(blk, True) for blk in blocks]
+
+
+gradients = {order: layer_gradients(bert_init, order) for order in ("post-LN", "pre-LN")}
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharex=True)
+for order, (weights_grad, norms_grad) in gradients.items():
+    axes[0].plot(range(1, 13), weights_grad, "o-", label=order)
+    axes[1].plot(range(1, 13), norms_grad, "o-", label=order)
+axes[0].set(xlabel="layer", ylabel="gradient norm", title="weight matrices", ylim=(0, None))
+axes[1].set(xlabel="layer", ylabel="gradient norm", title="LayerNorm γ, β", ylim=(0, None))
+axes[0].legend()
+fig.suptitle("per-layer gradient norms at BERT's initialisation (12 layers)")
+fig.savefig(FIGURES / "02_gradient_norms.png", dpi=120, bbox_inches="tight")
+plt.show()
+for order, (weights_grad, norms_grad) in gradients.items():
+    print(f"{order}: weights {' '.join(f'{g:.3f}' for g in weights_grad)}")
+    print(f"{' ' * len(order)}  norms   {' '.join(f'{g:.3f}' for g in norms_grad)}")
+
+post_w, post_n = gradients["post-LN"]
+pre_w, pre_n = gradients["pre-LN"]
+# At initialisation both orders pass gradients evenly to every layer's weights (within 25%) ...
+assert max(post_w) < 1.25 * min(post_w) and max(pre_w) < 1.25 * min(pre_w)
+# ... and post-LN's last LayerNorm, which writes the output directly, gets > 2x any other layer's.
+assert post_n[-1] > 2 * max(post_n[:-1])
+
+# %% [markdown]
+# So at BERT's initialisation the two orders look alike: small weights make every branch nearly
+# silent, each layer is close to the identity, and gradients arrive evenly. They part once training
+# moves the weights. In post-LN, each layer's LayerNorm divides by the norm of *residual + branch*;
+# as branches grow, what a lower layer contributes is scaled down at every layer above it, so the
+# output becomes very sensitive to the largest updates of the upper layers (the "amplification"
+# Liu et al. 2020 measure), while pre-LN's identity path keeps every layer's contribution additive.
+# This is one of the two reasons BERT's recipe warms the learning rate up (notebook 4 gives the other,
+# Adam's early second-moment estimates).
+#
+# ## A post-LN checkpoint run as pre-LN
+#
+# The order is part of what a checkpoint *is*: the weights were trained to see normalised inputs.
+# We run all-MiniLM-L6-v2 (trained post-LN) both ways and compare mean-pooled sentence embeddings.
+
+# %%
+checkpoint = BertModel.from_pretrained(minibert.DEFAULT_CHECKPOINT)
+tokenizer = minibert.BertTokenizer.from_pretrained(minibert.DEFAULT_CHECKPOINT)
+sentences = ["A cat sleeps on the warm windowsill.", "The kitten naps in the sun by the window.",
+             "The bank raised its interest rates today.", "Interest rates were increased by the central bank."]
+encoded = tokenizer(sentences, padding=True, return_tensors="pt")
+
+
+def run_layers(order):
+    with torch.no_grad():
+        ids = encoded["input_ids"]
+        z = checkpoint.embeddings(ids, encoded["token_type_ids"], torch.arange(ids.shape[1])[None])  # (b, t, c)
+        bias = mask_to_bias(encoded["attention_mask"].bool()[:, None, None, :], z.dtype)              # (b, 1, 1, s)
+        for blk in checkpoint.layers:
+            z = blk(z, bias)[0] if order == "post-LN" else pre_ln_block(z, blk, bias)
+        keep = encoded["attention_mask"][..., None].float()                                          # (b, t, 1)
+        pooled = F.normalize((z * keep).sum(1) / keep.sum(1), dim=-1)                                 # (b, c)
+    return z, pooled @ pooled.T
+
+
+post_states, post_cos = run_layers("post-LN")
+pre_states, pre_cos = run_layers("pre-LN")
+torch.testing.assert_close(post_states, checkpoint(**encoded).last_hidden_state, atol=1e-5, rtol=0)
+print("cosine similarities, post-LN (as trained):\n", post_cos.numpy().round(2))
+print("cosine similarities, run as pre-LN:\n", pre_cos.numpy().round(2))
+print(f"hidden-state norm: post-LN {post_states.norm(dim=-1).mean():.1f}, as pre-LN {pre_states.norm(dim=-1).mean():.1f}")
+
+same_topic = [(0, 1), (2, 3)]
+cross_topic = [(0, 2), (0, 3), (1, 2), (1, 3)]
+# As trained: same-topic pairs are far more similar than cross-topic pairs.
+assert min(post_cos[i, j] for i, j in same_topic) > max(post_cos[i, j] for i, j in cross_topic) + 0.3
+# As pre-LN: every sentence looks like every other (cosine > 0.9), the topics are gone.
+assert pre_cos.min() > 0.9
 
 # %% [markdown]
 # ## What we showed
@@ -227,6 +372,10 @@ assert pre_norm[-1] > 1.2 * pre_norm[0]
 #   `1e-12`);
 # * the post-LN block $\mathrm{LN}(x + \mathrm{MHA}(x))$, $\mathrm{LN}(x + \mathrm{FFN}(x))$ written
 #   out equals `minibert.model.EncoderBlock` (`1e-5`), and padding does not leak into real positions;
-# * post-LN keeps each layer's output normalised; pre-LN lets the residual stream grow.
+# * the source tutorial's §4.1 $f$ is only the attention half of that layer, with a second input BERT
+#   does not have;
+# * with BERT's $\mathcal{N}(0, 0.02^2)$ init the pre-LN stream does not grow at the start (ratio 1.00;
+#   it grows with PyTorch's default init), and gradients reach every layer evenly in both orders;
+# * a post-LN checkpoint run as pre-LN loses its meaning: all sentence embeddings collapse together.
 #
 # Notebook 3 loads a trained checkpoint into a stack of these blocks.
