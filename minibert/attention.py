@@ -1,4 +1,4 @@
-"""Scaled dot-product attention and the multi-head attention module.
+"""Scaled dot-product attention and the multi-head attention module: the reference formula only.
 
 Dimension letters, used in every shape comment and einops pattern of minibert:
     b batch, t query positions, s key positions, h heads, d head size, c hidden size (= h * d).
@@ -6,15 +6,15 @@ Dimension letters, used in every shape comment and einops pattern of minibert:
     Attention(Q, K, V) = softmax(Q Kᵀ / √d + bias) V
 
 ``bias`` is 0 where a query may attend and a very large negative number where it may not, so that
-the softmax gives those keys (numerically) zero weight. The readable path below computes exactly
-this; when no one asks for the weights, the module hands the same computation to PyTorch's fused
-kernel (``F.scaled_dot_product_attention``), and a test holds the two equal.
+the softmax gives those keys (numerically) zero weight. This file computes exactly that and keeps the
+weights. Faster kernels for the same formula (PyTorch's fused SDPA, attention over unpadded tokens)
+live in ``minibert/fast/`` and are handed to ``MultiHeadAttention.forward`` as ``kernel``.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Optional
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -23,8 +23,8 @@ from torch import Tensor, nn
 
 from minibert.errors import InputError, InputTypeError
 
-if TYPE_CHECKING:
-    from minibert.fast.unpad import Unpadding
+# A fast kernel: fused projections (b, t, 3c) or (n, 3c), bias, heads, dropout -> context, same shape with c.
+Kernel = Callable[[Tensor, Optional[Tensor], int, float], Tensor]
 
 
 def mask_to_bias(mask: Tensor, dtype: torch.dtype) -> Tensor:
@@ -61,11 +61,22 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask: Optional
     return attend(q, k, v, mask, dropout_p)
 
 
+def split_heads(qkv: Tensor, heads: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Fused projections (b, t, 3c) -> q, k, v, each (b, h, t, d)."""
+    q, k, v = rearrange(qkv, "b t (three h d) -> three b h t d", three=3, h=heads)
+    return q, k, v
+
+
+def merge_heads(context: Tensor) -> Tensor:
+    """(b, h, t, d) -> (b, t, c): the heads side by side again."""
+    return rearrange(context, "b h t d -> b t (h d)")
+
+
 class MultiHeadAttention(nn.Module):
     """h heads of attention over the same sequence (self-attention), then an output projection.
 
     Q, K and V come from one fused projection (one matmul instead of three); checkpoints store them as
-    three separate HF matrices, which ``checkpoints.py`` concatenates on load and splits on save.
+    three separate HF matrices, which ``checkpoints/hf.py`` concatenates on load and splits on save.
     """
 
     def __init__(self, hidden_size: int, num_heads: int, dropout: float = 0.0):
@@ -77,37 +88,17 @@ class MultiHeadAttention(nn.Module):
         self.qkv = nn.Linear(hidden_size, 3 * hidden_size)
         self.out = nn.Linear(hidden_size, hidden_size)
 
-    def forward(self, hidden: Tensor, bias: Optional[Tensor] = None, need_weights: bool = False,
-                unpadding: Optional["Unpadding"] = None) -> tuple[Tensor, Optional[Tensor]]:
-        """hidden (b, t, c); bias additive, broadcastable to (b, h, t, t). Returns (b, t, c) and weights.
+    def forward(self, hidden: Tensor, bias: Optional[Tensor] = None,
+                kernel: Optional[Kernel] = None) -> tuple[Tensor, Optional[Tensor]]:
+        """hidden (b, t, c); bias additive, broadcastable to (b, h, t, s). Returns (b, t, c) and the weights.
 
-        With ``unpadding``, hidden is (n, c), the batch's real tokens only, and so is the result (see
-        ``unpad.py``).
+        ``kernel`` (from ``minibert.fast``) computes the same context another way and keeps no weights
+        (None is returned for them); with an unpadded kernel, hidden is (n, c), real tokens only.
         """
-        qkv = self.qkv(hidden)  # (b, t, 3c), or (n, 3c) unpadded
-        if need_weights:
-            context, probs = self.core(qkv, bias, need_weights=True)  # (b, t, c), (b, h, t, s)
-        else:
-            context, probs = self.context(qkv, bias, unpadding), None
-        return self.out(context), probs
-
-    def context(self, qkv: Tensor, bias: Optional[Tensor] = None,
-                unpadding: Optional["Unpadding"] = None) -> Tensor:
-        """Fused projections -> attention output, weights not kept: (b, t, 3c) -> (b, t, c), or (n, 3c) -> (n, c)."""
-        if unpadding is None:
-            return self.core(qkv, bias)[0]
-        # k sequences of equal length L attend as one (k, L, 3c) batch with no mask: every key is real.
-        return torch.cat([self.core(group)[0].flatten(0, 1) for group in unpadding.split(qkv)])  # (n, c)
-
-    def core(self, qkv: Tensor, bias: Optional[Tensor] = None,
-             need_weights: bool = False) -> tuple[Tensor, Optional[Tensor]]:
-        """Fused projections (b, t, 3c) -> attention output (b, t, c), and the weights if asked for."""
-        q, k, v = rearrange(qkv, "b t (three h d) -> three b h t d", three=3, h=self.num_heads)
         dropout_p = self.dropout if self.training else 0.0
-        if need_weights:
-            context, probs = attend(q, k, v, bias, dropout_p)  # (b, h, t, d), (b, h, t, s)
-        else:
-            # Same maths, PyTorch's fused kernel; weights are never materialised for the caller.
-            context = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p)
-            probs = None
-        return rearrange(context, "b h t d -> b t (h d)"), probs  # (b, t, c)
+        qkv = self.qkv(hidden)  # (b, t, 3c)
+        if kernel is not None:
+            return self.out(kernel(qkv, bias, self.num_heads, dropout_p)), None
+        q, k, v = split_heads(qkv, self.num_heads)                 # (b, h, t, d) each
+        context, probs = attend(q, k, v, bias, dropout_p)         # (b, h, t, d), (b, h, t, s)
+        return self.out(merge_heads(context)), probs              # (b, t, c)

@@ -14,9 +14,11 @@ from torch import Tensor, nn
 
 from minibert.config import BertConfig
 from minibert.errors import InputError
+from minibert.fast import UnpadMode
 from minibert.model import BertModel, BertPreTrainedModel, activation
-from minibert.outputs import (MaskedLMOutput, MultipleChoiceOutput, NextSentencePredictorOutput, PreTrainingOutput,
-                      QuestionAnsweringOutput, SequenceClassifierOutput, TokenClassifierOutput)
+from minibert.outputs import (BaseModelOutput, MaskedLMOutput, MultipleChoiceOutput, NextSentencePredictorOutput,
+                              PreTrainingOutput, QuestionAnsweringOutput, SequenceClassifierOutput,
+                              TokenClassifierOutput, returned)
 
 
 class MaskedLMHead(nn.Module):
@@ -59,7 +61,24 @@ def _check_labels(name: str, labels: Optional[Tensor], upper: int) -> None:
         raise InputError(f"{name} contains {labels[~valid][0].item()}, outside [0, {upper}) and not -100")
 
 
-class BertForPreTraining(BertPreTrainedModel):
+class BertHeadModel(BertPreTrainedModel):
+    """What every head model shares: the encoder under ``bert`` (transformers' name, so checkpoints
+    match), built without its own initialisation: the head model draws every weight once, at the end
+    of its ``__init__``."""
+
+    def __init__(self, config: BertConfig, add_pooling_layer: bool = True):
+        super().__init__(config)
+        self.bert = BertModel(config, add_pooling_layer, init=False)
+
+    def encode(self, input_ids: Tensor, attention_mask: Optional[Tensor], token_type_ids: Optional[Tensor],
+               position_ids: Optional[Tensor], output_attentions: bool, output_hidden_states: bool,
+               unpad: UnpadMode) -> BaseModelOutput:
+        """The encoder's forward for a head; each head checks its labels before calling it."""
+        return self.bert(input_ids, attention_mask, token_type_ids, position_ids, output_attentions=output_attentions,
+                         output_hidden_states=output_hidden_states, unpad=unpad)
+
+
+class BertForPreTraining(BertHeadModel):
     """BERT's two pre-training objectives at once: masked LM on every position, NSP on the pooled [CLS].
 
     ``sparse_mlm=True`` runs the MLM head only at labelled positions (the ~15% that carry a label),
@@ -69,7 +88,6 @@ class BertForPreTraining(BertPreTrainedModel):
 
     def __init__(self, config: BertConfig):
         super().__init__(config)
-        self.bert = BertModel(config)
         self.mlm = MaskedLMHead(config, self.bert.embeddings.word)
         self.nsp = nn.Linear(config.hidden_size, 2)
         self.init_weights()
@@ -78,11 +96,12 @@ class BertForPreTraining(BertPreTrainedModel):
                 token_type_ids: Optional[Tensor] = None, position_ids: Optional[Tensor] = None,
                 labels: Optional[Tensor] = None, next_sentence_label: Optional[Tensor] = None,
                 output_attentions: bool = False, output_hidden_states: bool = False,
-                sparse_mlm: bool = False, return_dict: Optional[bool] = None) -> PreTrainingOutput:
+                sparse_mlm: bool = False, return_dict: Optional[bool] = None,
+                unpad: UnpadMode = False) -> PreTrainingOutput:
         _check_labels("labels", labels, self.config.vocab_size)
         _check_labels("next_sentence_label", next_sentence_label, 2)
-        enc = self.bert(input_ids, attention_mask, token_type_ids, position_ids,
-                        output_attentions=output_attentions, output_hidden_states=output_hidden_states)
+        enc = self.encode(input_ids, attention_mask, token_type_ids, position_ids,
+                          output_attentions, output_hidden_states, unpad)
         hidden = enc.last_hidden_state                                       # (b, t, c)
         if sparse_mlm and labels is not None:
             labelled = labels != -100                                        # (b, t)
@@ -100,55 +119,53 @@ class BertForPreTraining(BertPreTrainedModel):
             nsp_loss = F.cross_entropy(seq_relationship_logits, next_sentence_label.reshape(-1))
             loss = nsp_loss if loss is None else loss + nsp_loss
         out = PreTrainingOutput(loss, prediction_logits, seq_relationship_logits, enc.hidden_states, enc.attentions)
-        return out.to_tuple() if return_dict is False else out
+        return returned(out, return_dict)
 
 
-class BertForMaskedLM(BertPreTrainedModel):
+class BertForMaskedLM(BertHeadModel):
     """Masked-LM alone (no pooler, no NSP): a distribution over the vocabulary at every position."""
     def __init__(self, config: BertConfig):
-        super().__init__(config)
-        self.bert = BertModel(config, add_pooling_layer=False)
+        super().__init__(config, add_pooling_layer=False)
         self.mlm = MaskedLMHead(config, self.bert.embeddings.word)
         self.init_weights()
 
     def forward(self, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
                 token_type_ids: Optional[Tensor] = None, position_ids: Optional[Tensor] = None,
                 labels: Optional[Tensor] = None, output_attentions: bool = False,
-                output_hidden_states: bool = False, return_dict: Optional[bool] = None) -> MaskedLMOutput:
+                output_hidden_states: bool = False, return_dict: Optional[bool] = None,
+                unpad: UnpadMode = False) -> MaskedLMOutput:
         _check_labels("labels", labels, self.config.vocab_size)
-        enc = self.bert(input_ids, attention_mask, token_type_ids, position_ids,
-                        output_attentions=output_attentions, output_hidden_states=output_hidden_states)
+        enc = self.encode(input_ids, attention_mask, token_type_ids, position_ids,
+                          output_attentions, output_hidden_states, unpad)
         logits = self.mlm(enc.last_hidden_state)  # (b, t, v)
         loss = None
         if labels is not None:
             loss = _mlm_loss(logits, labels)
         out = MaskedLMOutput(loss, logits, enc.hidden_states, enc.attentions)
-        return out.to_tuple() if return_dict is False else out
+        return returned(out, return_dict)
 
 
-class BertForNextSentencePrediction(BertPreTrainedModel):
+class BertForNextSentencePrediction(BertHeadModel):
     """NSP alone: does segment B follow segment A? Logits (b, 2), label 0 = it follows, 1 = random."""
     def __init__(self, config: BertConfig):
         super().__init__(config)
-        self.bert = BertModel(config)
-        self.bert.unpad = None  # only the pooled [CLS] is read: padded positions never show
         self.nsp = nn.Linear(config.hidden_size, 2)
         self.init_weights()
 
     def forward(self, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
                 token_type_ids: Optional[Tensor] = None, position_ids: Optional[Tensor] = None,
                 labels: Optional[Tensor] = None, output_attentions: bool = False,
-                output_hidden_states: bool = False, return_dict: Optional[bool] = None
-                ) -> NextSentencePredictorOutput:
+                output_hidden_states: bool = False, return_dict: Optional[bool] = None,
+                unpad: UnpadMode = "auto") -> NextSentencePredictorOutput:
         _check_labels("labels", labels, 2)
-        enc = self.bert(input_ids, attention_mask, token_type_ids, position_ids,
-                        output_attentions=output_attentions, output_hidden_states=output_hidden_states)
+        enc = self.encode(input_ids, attention_mask, token_type_ids, position_ids,
+                          output_attentions, output_hidden_states, unpad)
         logits = self.nsp(enc.pooler_output)  # (b, 2)
         loss = None
         if labels is not None:
             loss = F.cross_entropy(logits, labels.reshape(-1))
         out = NextSentencePredictorOutput(loss, logits, enc.hidden_states, enc.attentions)
-        return out.to_tuple() if return_dict is False else out
+        return returned(out, return_dict)
 
 
 def classification_loss(config: BertConfig, logits: Tensor, labels: Tensor) -> Tensor:
@@ -177,14 +194,12 @@ def classification_loss(config: BertConfig, logits: Tensor, labels: Tensor) -> T
     return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
 
 
-class BertForSequenceClassification(BertPreTrainedModel):
+class BertForSequenceClassification(BertHeadModel):
     """Dropout and a linear layer on the pooled [CLS] vector: one score per label."""
 
     def __init__(self, config: BertConfig):
         super().__init__(config)
         self.num_labels = config.num_labels
-        self.bert = BertModel(config)
-        self.bert.unpad = None  # only the pooled [CLS] is read: padded positions never show
         self.dropout = classifier_dropout(config)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.init_weights()
@@ -192,23 +207,22 @@ class BertForSequenceClassification(BertPreTrainedModel):
     def forward(self, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
                 token_type_ids: Optional[Tensor] = None, position_ids: Optional[Tensor] = None,
                 labels: Optional[Tensor] = None, output_attentions: bool = False,
-                output_hidden_states: bool = False, return_dict: Optional[bool] = None
-                ) -> SequenceClassifierOutput:
-        enc = self.bert(input_ids, attention_mask, token_type_ids, position_ids,
-                        output_attentions=output_attentions, output_hidden_states=output_hidden_states)
+                output_hidden_states: bool = False, return_dict: Optional[bool] = None,
+                unpad: UnpadMode = "auto") -> SequenceClassifierOutput:
+        enc = self.encode(input_ids, attention_mask, token_type_ids, position_ids,
+                          output_attentions, output_hidden_states, unpad)
         logits = self.classifier(self.dropout(enc.pooler_output))  # (b, num_labels)
         loss = classification_loss(self.config, logits, labels) if labels is not None else None
         out = SequenceClassifierOutput(loss, logits, enc.hidden_states, enc.attentions)
-        return out.to_tuple() if return_dict is False else out
+        return returned(out, return_dict)
 
 
-class BertForTokenClassification(BertPreTrainedModel):
+class BertForTokenClassification(BertHeadModel):
     """One score per label at every position (NER, tagging); labels -100 mark positions to skip."""
 
     def __init__(self, config: BertConfig):
-        super().__init__(config)
+        super().__init__(config, add_pooling_layer=False)
         self.num_labels = config.num_labels
-        self.bert = BertModel(config, add_pooling_layer=False)
         self.dropout = classifier_dropout(config)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.init_weights()
@@ -216,25 +230,24 @@ class BertForTokenClassification(BertPreTrainedModel):
     def forward(self, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
                 token_type_ids: Optional[Tensor] = None, position_ids: Optional[Tensor] = None,
                 labels: Optional[Tensor] = None, output_attentions: bool = False,
-                output_hidden_states: bool = False, return_dict: Optional[bool] = None
-                ) -> TokenClassifierOutput:
+                output_hidden_states: bool = False, return_dict: Optional[bool] = None,
+                unpad: UnpadMode = False) -> TokenClassifierOutput:
         _check_labels("labels", labels, self.num_labels)
-        enc = self.bert(input_ids, attention_mask, token_type_ids, position_ids,
-                        output_attentions=output_attentions, output_hidden_states=output_hidden_states)
+        enc = self.encode(input_ids, attention_mask, token_type_ids, position_ids,
+                          output_attentions, output_hidden_states, unpad)
         logits = self.classifier(self.dropout(enc.last_hidden_state))  # (b, t, num_labels)
         loss = None
         if labels is not None:
             loss = F.cross_entropy(logits.reshape(-1, self.num_labels), labels.reshape(-1), ignore_index=-100)
         out = TokenClassifierOutput(loss, logits, enc.hidden_states, enc.attentions)
-        return out.to_tuple() if return_dict is False else out
+        return returned(out, return_dict)
 
 
-class BertForQuestionAnswering(BertPreTrainedModel):
+class BertForQuestionAnswering(BertHeadModel):
     """Extractive QA: a start score and an end score at every position (SQuAD-style spans)."""
 
     def __init__(self, config: BertConfig):
-        super().__init__(config)
-        self.bert = BertModel(config, add_pooling_layer=False)
+        super().__init__(config, add_pooling_layer=False)
         self.qa_outputs = nn.Linear(config.hidden_size, 2)
         self.init_weights()
 
@@ -242,9 +255,10 @@ class BertForQuestionAnswering(BertPreTrainedModel):
                 token_type_ids: Optional[Tensor] = None, position_ids: Optional[Tensor] = None,
                 start_positions: Optional[Tensor] = None, end_positions: Optional[Tensor] = None,
                 output_attentions: bool = False, output_hidden_states: bool = False,
-                return_dict: Optional[bool] = None) -> QuestionAnsweringOutput:
-        enc = self.bert(input_ids, attention_mask, token_type_ids, position_ids,
-                        output_attentions=output_attentions, output_hidden_states=output_hidden_states)
+                return_dict: Optional[bool] = None,
+                unpad: UnpadMode = False) -> QuestionAnsweringOutput:
+        enc = self.encode(input_ids, attention_mask, token_type_ids, position_ids,
+                          output_attentions, output_hidden_states, unpad)
         start_logits, end_logits = self.qa_outputs(enc.last_hidden_state).unbind(dim=-1)  # (b, t) each
         loss = None
         if start_positions is not None and end_positions is not None:
@@ -256,16 +270,14 @@ class BertForQuestionAnswering(BertPreTrainedModel):
                     + F.cross_entropy(end_logits, end, ignore_index=t)) / 2
         out = QuestionAnsweringOutput(loss, start_logits.contiguous(), end_logits.contiguous(),
                                       enc.hidden_states, enc.attentions)
-        return out.to_tuple() if return_dict is False else out
+        return returned(out, return_dict)
 
 
-class BertForMultipleChoice(BertPreTrainedModel):
+class BertForMultipleChoice(BertHeadModel):
     """Inputs (b, n_choices, t): each choice is encoded on its own, scored by one linear unit."""
 
     def __init__(self, config: BertConfig):
         super().__init__(config)
-        self.bert = BertModel(config)
-        self.bert.unpad = None  # only the pooled [CLS] is read: padded positions never show
         self.dropout = classifier_dropout(config)
         self.classifier = nn.Linear(config.hidden_size, 1)
         self.init_weights()
@@ -273,8 +285,8 @@ class BertForMultipleChoice(BertPreTrainedModel):
     def forward(self, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
                 token_type_ids: Optional[Tensor] = None, position_ids: Optional[Tensor] = None,
                 labels: Optional[Tensor] = None, output_attentions: bool = False,
-                output_hidden_states: bool = False, return_dict: Optional[bool] = None
-                ) -> MultipleChoiceOutput:
+                output_hidden_states: bool = False, return_dict: Optional[bool] = None,
+                unpad: UnpadMode = "auto") -> MultipleChoiceOutput:
         if not isinstance(input_ids, Tensor) or input_ids.dim() != 3:
             raise InputError(f"input_ids must have shape (batch, choices, sequence), got "
                              f"{tuple(getattr(input_ids, 'shape', ()))}")
@@ -284,11 +296,11 @@ class BertForMultipleChoice(BertPreTrainedModel):
             return None if x is None else x.reshape(b * n, -1)  # (b, n, t) -> (b n, t)
 
         _check_labels("labels", labels, n)
-        enc = self.bert(flat(input_ids), flat(attention_mask), flat(token_type_ids), flat(position_ids),
-                        output_attentions=output_attentions, output_hidden_states=output_hidden_states)
+        enc = self.encode(flat(input_ids), flat(attention_mask), flat(token_type_ids), flat(position_ids),
+                          output_attentions, output_hidden_states, unpad)
         logits = self.classifier(self.dropout(enc.pooler_output)).reshape(b, n)  # (b, n)
         loss = None
         if labels is not None:
             loss = F.cross_entropy(logits, labels.reshape(-1))
         out = MultipleChoiceOutput(loss, logits, enc.hidden_states, enc.attentions)
-        return out.to_tuple() if return_dict is False else out
+        return returned(out, return_dict)

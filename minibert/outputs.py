@@ -32,6 +32,11 @@ class ModelOutput:
         return len(self.to_tuple())
 
 
+def returned(out: ModelOutput, return_dict: Optional[bool]) -> Any:
+    """What a forward hands back: the dataclass, or its tuple when the caller passed ``return_dict=False``."""
+    return out.to_tuple() if return_dict is False else out
+
+
 @dataclass
 class BaseModelOutput(ModelOutput):
     last_hidden_state: Tensor                          # (b, t, c)

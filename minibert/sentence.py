@@ -218,7 +218,6 @@ class SentenceEncoder(nn.Module):
         max_seq_length = check_int(f"max_seq_length (max_position_embeddings={limit})", max_seq_length,
                                    minimum=2, maximum=limit)
         self.model = model
-        self.model.unpad = None  # auto: pooling is masked, so inference may skip the padding
         self.tokenizer = tokenizer
         self.pooling_modes = tuple(pooling_modes)
         self.normalize = bool(normalize)
@@ -259,7 +258,8 @@ class SentenceEncoder(nn.Module):
     def forward(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Optional[Tensor] = None,
                 normalize: Optional[bool] = None) -> Tensor:
         """Token ids (b, t) -> sentence vectors (b, embedding_size). Differentiable, for training."""
-        hidden = self.model(input_ids, attention_mask, token_type_ids).last_hidden_state  # (b, t, c)
+        # unpad="auto": pooling is masked, so inference may skip the padding (zeros there instead).
+        hidden = self.model(input_ids, attention_mask, token_type_ids, unpad="auto").last_hidden_state  # (b, t, c)
         pooled = torch.cat([pool(hidden, attention_mask, mode) for mode in self.pooling_modes], dim=-1)
         if self.normalize if normalize is None else normalize:
             pooled = F.normalize(pooled, p=2, dim=1)                                  # unit rows

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 import minibert
 from minibert.attention import MultiHeadAttention, attend, mask_to_bias
+from minibert.fast.sdpa import sdpa
 
 
 @st.composite
@@ -64,8 +65,8 @@ def test_module_fast_path_equals_reference_path(seed, heads, t):
     mask = torch.ones(2, t, dtype=torch.bool)
     mask[1, torch.randint(1, t + 1, ()).item():] = False
     bias = mask_to_bias(mask[:, None, None, :], hidden.dtype)
-    slow, weights = attn(hidden, bias, need_weights=True)
-    fast, none = attn(hidden, bias, need_weights=False)
+    slow, weights = attn(hidden, bias)
+    fast, none = attn(hidden, bias, kernel=sdpa)
     assert none is None and weights.shape == (2, heads, t, t)
     torch.testing.assert_close(fast, slow, atol=1e-12, rtol=0)
 

@@ -1,13 +1,16 @@
-"""The fast paths equal the readable reference path they sit beside.
+"""The fast paths (``minibert/fast/``) equal the readable reference path they sit beside.
 
 * SDPA (used when no one asks for the weights) equals ``attend``, with and without padding;
-* unpadding (``minibert/fast/unpad.py``) equals the padded path on every real token and on the pooled
+* unpadding (``fast/unpad.py``) equals the padded path on every real token and on the pooled
   output, forward and backward: float64 to 1e-10, float32 to 1e-5; padded positions come back as zeros;
-* ``plan_padding`` picks the unpadded path only where the caller cannot see the difference;
-* the in-place inference blocks (``EncoderBlock.forward_in_place``) equal ``forward``, and are taken
-  only where nothing can tell (no autograd, eval, no autocast, no hooks, no per-layer outputs);
-* bf16 stays within a loose bound of float32; fully padded rows stay finite in every float type;
-* ``torch.compile(model)`` gives eager's outputs.
+* ``fast.decide`` picks the unpadded path only where asked, or with ``unpad="auto"`` where the caller
+  cannot see the difference;
+* the in-place inference blocks (``fast/in_place.py``) equal ``EncoderBlock.forward`` (float64 1e-12),
+  and are taken only where nothing can tell (no autograd, eval, no autocast, no hooks, no per-layer
+  outputs, plain ``nn.Linear`` layers);
+* every model class runs under ``quantize_dynamic``, ``.to(bfloat16)``, ``torch.autocast`` and
+  ``torch.compile``, each equal to the reference path under the same conversion (tolerances stated);
+* bf16 stays within a loose bound of float32; fully padded rows stay finite in every float type.
 
 No test here times anything; speed is the benchmarks' business.
 """
@@ -20,7 +23,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import minibert
+from minibert import fast
 from minibert.attention import MultiHeadAttention, mask_to_bias
+from minibert.fast.sdpa import sdpa
 from minibert.fast.unpad import Unpadding
 
 
@@ -59,10 +64,10 @@ def test_sdpa_equals_reference_attention(padded):
     if padded:
         mask = torch.arange(7) < torch.tensor([7, 4, 1])[:, None]
         bias = mask_to_bias(mask[:, None, None, :], torch.float64)  # (b, 1, 1, s)
-    fast, none = attn(hidden, bias, need_weights=False)
-    ref, probs = attn(hidden, bias, need_weights=True)
+    fused, none = attn(hidden, bias, kernel=sdpa)
+    ref, probs = attn(hidden, bias)
     assert none is None and probs.shape == (3, 3, 7, 7)
-    assert max_err(fast, ref) < 1e-12
+    assert max_err(fused, ref) < 1e-12
 
 
 # ------------------------------------------------------------------------------------- unpadding
@@ -128,32 +133,29 @@ def test_unpadding_round_trip():
 def test_the_path_is_chosen_where_the_caller_cannot_tell():
     model = tiny_model()
     ids, mask = padded_batch([6, 2], 6)
-    with torch.no_grad():  # the bare encoder's default is the reference path, padded positions included
+    with torch.no_grad():  # the bare encoder's default is the reference layout, padded positions included
         assert model(ids, mask).last_hidden_state[~mask].abs().max() > 0
-    model.unpad = None  # auto
-    with torch.no_grad():
-        auto = model(ids, mask).last_hidden_state
+        auto = model(ids, mask, unpad="auto").last_hidden_state
         assert auto[~mask].abs().max() == 0  # inference: unpadded, padded positions are zeros
-        assert model(ids, mask, output_hidden_states=True).last_hidden_state[~mask].abs().max() > 0
+        assert model(ids, mask, unpad="auto", output_hidden_states=True).last_hidden_state[~mask].abs().max() > 0
         ids_l, mask_l = padded_batch([6, 2], 6, left=True)
-        assert model(ids_l, mask_l).last_hidden_state[~mask_l].abs().max() > 0  # pooler reads position 0
-    assert model(ids, mask).last_hidden_state[~mask].abs().max() > 0  # autograd on: the reference path
-    model.unpad = False
-    with torch.no_grad():
-        assert model(ids, mask).last_hidden_state[~mask].abs().max() > 0
-    with pytest.raises(minibert.InputError):
+        assert model(ids_l, mask_l, unpad="auto").last_hidden_state[~mask_l].abs().max() > 0  # pooler reads 0
+    assert model(ids, mask, unpad="auto").last_hidden_state[~mask].abs().max() > 0  # autograd on: reference layout
+    with pytest.raises(minibert.InputError, match="unpad=True"):
         model(ids, mask, unpad=True, output_attentions=True)
+    for bad in (None, 1, "yes", torch.tensor(True)):
+        with pytest.raises(minibert.InputTypeError, match="unpad"):
+            model(ids, mask, unpad=bad)
 
 
 def test_heads_reach_the_unpadded_path_and_agree_on_real_tokens():
     model = tiny_model(cls=minibert.BertForTokenClassification)
     ids, mask = padded_batch([7, 3, 5], 8)
-    model.bert.unpad = True  # padded positions would show in these logits, so opt in
     with torch.no_grad():
-        fast = model(ids, mask).logits
-        model.bert.unpad = False
+        assert fast.explain(model, mask, unpad=True).unpad
+        unpadded = model(ids, mask, unpad=True).logits  # padded positions would show in these logits: opt in
         ref = model(ids, mask).logits
-    assert max_err(fast[mask], ref[mask]) < 1e-10
+    assert max_err(unpadded[mask], ref[mask]) < 1e-10
 
 
 # ----------------------------------------------------------------------------------- dtypes
@@ -181,27 +183,16 @@ def test_bf16_is_close_to_float32():
         assert (out - ref).norm() / ref.norm() < 0.02
 
 
-# ----------------------------------------------------------------------------------- compile
-def test_torch_compile_matches_eager():
-    model = tiny_model(torch.float32, layers=1)
-    ids, mask = padded_batch([6, 6], 6)  # no padding: the same graph as a plain forward
-    compiled = torch.compile(model)
-    with torch.no_grad():
-        eager = model(ids, mask)
-        fast = compiled(ids, mask)
-    assert max_err(fast.last_hidden_state, eager.last_hidden_state) < 1e-5
-    assert max_err(fast.pooler_output, eager.pooler_output) < 1e-5
-
-
 def test_pooled_only_heads_unpad_by_default_and_match_the_reference():
     model = tiny_model(cls=minibert.BertForSequenceClassification)
-    assert model.bert.unpad is None
     ids, mask = padded_batch([7, 3, 5], 8)
     with torch.no_grad():
-        fast = model(ids, mask).logits
-        model.bert.unpad = False
+        assert fast.explain(model, mask).path == "in_place+unpad"
+        unpadded = model(ids, mask).logits
+        model.bert.fast_paths = False
+        assert fast.explain(model, mask).path == "reference"
         ref = model(ids, mask).logits
-    assert max_err(fast, ref) < 1e-10
+    assert max_err(unpadded, ref) < 1e-10
 
 
 # ------------------------------------------------------------------------------------- in place
@@ -213,50 +204,60 @@ def test_in_place_blocks_equal_the_reference_blocks(act, unpad, intermediate):
     for lengths, t in (([9, 4, 9, 1], 9), ([7, 7], 7)):  # padded, and no padding at all
         ids, mask = padded_batch(lengths, t, seed=len(lengths))
         with torch.no_grad():
-            assert model.runs_in_place()
-            fast = model(ids, mask, unpad=unpad)
-            model.in_place = False
-            ref = model(ids, mask, unpad=unpad)
-            model.in_place = True
-        assert max_err(fast.last_hidden_state, ref.last_hidden_state) < 1e-12
-        assert max_err(fast.pooler_output, ref.pooler_output) < 1e-12
+            assert fast.explain(model, mask, unpad=unpad).in_place
+            fused = model(ids, mask, unpad=unpad)
+            model.fast_paths = False
+            ref = model(ids, mask)
+            model.fast_paths = True
+        real = mask[..., None].expand_as(ref.last_hidden_state)
+        assert max_err(fused.last_hidden_state[real], ref.last_hidden_state[real]) < 1e-12
+        assert max_err(fused.pooler_output, ref.pooler_output) < 1e-12
 
 
 def test_in_place_float32_and_heads():
     model = tiny_model(torch.float32, layers=3, cls=minibert.BertForPreTraining)
     ids, mask = padded_batch([8, 5, 2], 8)
     with torch.no_grad():
-        fast = model(ids, mask)
-        model.bert.in_place = False
+        fused = model(ids, mask)
+        model.bert.fast_paths = False
         ref = model(ids, mask)
-    assert max_err(fast.prediction_logits, ref.prediction_logits) < 1e-5
-    assert max_err(fast.seq_relationship_logits, ref.seq_relationship_logits) < 1e-5
+    assert max_err(fused.prediction_logits, ref.prediction_logits) < 1e-5
+    assert max_err(fused.seq_relationship_logits, ref.seq_relationship_logits) < 1e-5
 
 
 def test_in_place_only_where_nothing_can_tell():
     model = tiny_model()
     ids, mask = padded_batch([6, 3], 6)
-    assert not model.runs_in_place()  # autograd on
+
+    def path(**kwargs):
+        return fast.explain(model, mask, **kwargs).path
+
+    assert path() == "sdpa"  # autograd on
     with torch.no_grad():
-        assert model.runs_in_place()
-        assert not model.runs_in_place(output_attentions=True)
-        assert not model.runs_in_place(output_hidden_states=True)
+        assert path() == "in_place"
+        assert path(output_attentions=True) == "reference"
+        assert path(output_hidden_states=True) == "sdpa"
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            assert not model.runs_in_place()
+            assert path() == "sdpa"
         model.train()
-        assert not model.runs_in_place()  # dropout
+        assert path() == "sdpa"  # dropout
         model.eval()
         seen = []
         handle = model.layers[1].ffn.register_forward_hook(lambda module, args, out: seen.append(out.shape))
-        assert not model.runs_in_place()
+        assert path() == "sdpa" and "forward hook" in fast.explain(model, mask).reason
         model(ids, mask)
-        assert seen == [(2, 6, 24)]  # the hook ran: the reference path was taken
+        assert seen == [(2, 6, 24)]  # the hook ran: the modules were called
         handle.remove()
-        assert model.runs_in_place()
+        assert path() == "in_place"
+        handle = torch.nn.modules.module.register_module_forward_pre_hook(lambda module, args: None)
+        try:
+            assert path() == "sdpa"  # a global hook counts too
+        finally:
+            handle.remove()
 
 
 def test_in_place_keeps_every_returned_state_intact():
-    # With per-layer states asked for, the reference path runs: each state is its own tensor.
+    # With per-layer states asked for, the blocks are not run in place: each state is its own tensor.
     model = tiny_model(layers=3)
     ids, mask = padded_batch([5, 5], 5)
     with torch.no_grad():
@@ -266,3 +267,87 @@ def test_in_place_keeps_every_returned_state_intact():
     assert max_err(states[-1], last) < 1e-12
     embedded = model.embeddings(ids, torch.zeros_like(ids), torch.arange(5).expand(2, 5))
     assert max_err(states[0], embedded) < 1e-12
+
+
+def test_modules_that_are_not_plain_layers_get_the_modules_path():
+    model = tiny_model()
+    ids, mask = padded_batch([6, 3], 6)
+    with torch.no_grad():
+        ref = model(ids, mask).last_hidden_state
+        # A parametrized weight (what torch.nn.utils.parametrize and some pruning do) is computed in forward.
+        torch.nn.utils.parametrize.register_parametrization(model.layers[0].ffn.up, "weight", torch.nn.Identity())
+        plan = fast.explain(model, mask)
+        assert plan.path == "sdpa" and "ParametrizedLinear" in plan.reason
+        assert max_err(model(ids, mask).last_hidden_state, ref) < 1e-12
+        model.layers[1].ffn.act = torch.nn.Tanh()  # an activation the in-place code does not know
+        torch.nn.utils.parametrize.remove_parametrizations(model.layers[0].ffn.up, "weight")
+        assert "ffn.act is a Tanh" in fast.explain(model, mask).reason
+
+
+# ---------------------------------------------------------------- every class, every conversion
+CLASSES = ["BertModel", "BertForPreTraining", "BertForMaskedLM", "BertForNextSentencePrediction",
+           "BertForSequenceClassification", "BertForTokenClassification", "BertForQuestionAnswering",
+           "BertForMultipleChoice"]
+
+
+def class_inputs(name: str):
+    ids, mask = padded_batch([7, 4, 2, 7], 7)
+    if name == "BertForMultipleChoice":
+        return ids.reshape(2, 2, 7), mask.reshape(2, 2, 7)
+    return ids, mask
+
+
+def outputs_of(model, ids, mask):
+    out = model(ids, mask)
+    return [out[key].float() for key in out.keys() if key not in ("hidden_states", "attentions")]
+
+
+def fast_and_reference(model, ids, mask):
+    fused = outputs_of(model, ids, mask)
+    encoder = getattr(model, "bert", model)
+    encoder.fast_paths = False
+    try:
+        return fused, outputs_of(model, ids, mask)
+    finally:
+        encoder.fast_paths = True
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore:.*quantized tensor creation:UserWarning")
+@pytest.mark.parametrize("name", CLASSES)
+def test_every_class_quantized_bf16_and_autocast(name):
+    model = tiny_model(torch.float32, cls=getattr(minibert, name))
+    ids, mask = class_inputs(name)
+    with torch.no_grad():
+        # quantize_dynamic swaps every nn.Linear for a quantized one whose weight is a method: the
+        # in-place path cannot read it, so the modules run. Activations are quantized with one scale
+        # per tensor, taken from its range, so an unpadded tensor (real tokens only) rounds a little
+        # differently from the padded one: a few 1e-3 here, hence 0.05.
+        quantized = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        assert "quantized.dynamic" in fast.explain(quantized, mask).reason
+        for got, ref in zip(*fast_and_reference(quantized, ids, mask)):
+            assert max_err(got, ref) < 0.05
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # both paths under autocast: bf16 rounding apart
+            for got, ref in zip(*fast_and_reference(model, ids, mask)):
+                assert max_err(got, ref) < 0.1
+        model.to(torch.bfloat16)
+        for got, ref in zip(*fast_and_reference(model, ids, mask)):
+            assert max_err(got, ref) < 0.1
+
+
+def test_torch_compile_matches_eager():
+    # Inductor costs seconds per graph, so it compiles the bare encoder once (padded: the in-place blocks
+    # and the attention bias). Dynamo with the eager backend (tracing, no code generation) then takes
+    # the heads whose forwards hold code of their own: the MLM and NSP heads (pre-training; masked-LM
+    # and NSP alone are parts of it), the (b, n, t) reshape of multiple choice, QA's unbind. Sequence
+    # and token classification are dropout + Linear on the same encoder output.
+    model = tiny_model(torch.float32, layers=1)
+    ids, mask = padded_batch([6, 3], 6)
+    with torch.no_grad():
+        for got, ref in zip(outputs_of(torch.compile(model), ids, mask), outputs_of(model, ids, mask)):
+            assert max_err(got, ref) < 1e-5
+        for name in ("BertForPreTraining", "BertForMultipleChoice", "BertForQuestionAnswering"):
+            model = tiny_model(torch.float32, layers=1, cls=getattr(minibert, name))
+            ids, mask = class_inputs(name)
+            compiled = torch.compile(model, backend="eager")
+            for got, ref in zip(outputs_of(compiled, ids, mask), outputs_of(model, ids, mask)):
+                assert max_err(got, ref) < 1e-6, name

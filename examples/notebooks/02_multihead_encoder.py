@@ -78,17 +78,19 @@ by_hand = mha.out(merged)
 print("output    ", tuple(by_hand.shape), "  (b, t, c)")
 
 # %% [markdown]
-# The module offers two paths: with `need_weights=True` it runs the readable computation above and
-# returns the weights; otherwise it calls PyTorch's fused kernel. Both must equal our hand-built
-# version. Same float32 arithmetic, so `atol=1e-6`.
+# The module runs the readable computation above and returns the weights. The fast paths in
+# `minibert.fast` hand it PyTorch's fused kernel instead (`kernel=sdpa`), which keeps no weights.
+# Both must equal our hand-built version. Same float32 arithmetic, so `atol=1e-6`.
 
 # %%
-readable, weights = mha(x, need_weights=True)
-fused, _ = mha(x)
+from minibert.fast.sdpa import sdpa
+
+readable, weights = mha(x)
+fused, _ = mha(x, kernel=sdpa)
 torch.testing.assert_close(by_hand, readable, atol=1e-6, rtol=0)
 torch.testing.assert_close(by_hand, fused, atol=1e-6, rtol=0)
 torch.testing.assert_close(weights, probs, atol=1e-6, rtol=0)
-print("by hand == need_weights path == fused path")
+print("by hand == reference path == fused path")
 
 # %% [markdown]
 # PyTorch ships its own multi-head attention, `torch.nn.MultiheadAttention`, whose `in_proj_weight`

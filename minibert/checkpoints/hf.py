@@ -16,7 +16,7 @@ import json
 import os
 import re
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -377,10 +377,11 @@ def load(cls, name_or_path: str | os.PathLike, *, config: Optional[BertConfig] =
     _check_encoder_filled(model, report, weights, state)
     unfilled = [name for name, p in model.named_parameters() if p.is_meta]
     if unfilled:
-        # BERT's initialisation for what the checkpoint lacks, drawn exactly as a fresh model draws it.
-        fresh = cls(config).to(dtype)
+        # BERT's initialisation for what the checkpoint lacks, and for nothing else.
         for name in unfilled:
-            _set_parameter(model, name, fresh.get_parameter(name))
+            empty = torch.empty_like(model.get_parameter(name), device="cpu")
+            _set_parameter(model, name, torch.nn.Parameter(empty))
+        model.init_weights(only=set(unfilled))
     for name, source in ties:
         _set_parameter(model, name, model.get_parameter(source))
     model.eval()  # loading is for inference until the caller says train()
@@ -436,8 +437,8 @@ def save(model, directory: str | os.PathLike) -> None:
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    config: BertConfig = model.config
-    config.architectures = [type(model).__name__]
+    # A copy: saving must not change the caller's config.
+    config = replace(model.config, architectures=[type(model).__name__])
     _atomic_write(directory / "config.json", config.to_json_file)
     state = to_hf_state(model)
     _atomic_write(directory / "model.safetensors", lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
