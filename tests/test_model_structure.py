@@ -19,7 +19,7 @@ import minibert
 PACKAGE = Path(minibert.__file__).parent
 # Lowest first. A module may import from its own layer and the ones above it in this list.
 LAYERS = [
-    {"errors", "config", "inputs", "outputs", "progress"},
+    {"errors", "checks", "config", "inputs", "outputs", "progress"},
     {"checkpoints"},   # file formats and the name table; never imports the model classes it fills
     {"attention"},
     {"fast"},
