@@ -83,12 +83,20 @@ def test_train_config_validation(tmp_path):
 
 
 def test_same_seed_same_losses(tmp_path):
-    runs = []
+    def mean_loss(model, batches):  # eval mode, the same batches: no dropout or batch-to-batch noise
+        model.eval()
+        with torch.no_grad():
+            return sum(model(**batch).loss.item() for batch in batches) / len(batches)
+
+    runs, batches = [], make_batches(8)
     for name in ("a", "b"):
-        trainer = Trainer(tiny_model(), config(tmp_path / name), BatchList(make_batches(8)))
+        model = tiny_model()
+        before = mean_loss(model, batches)
+        trainer = Trainer(model, config(tmp_path / name), BatchList(batches))
         runs.append(trainer.train())
     assert runs[0] == runs[1] and all(math.isfinite(x) for x in runs[0])
-    assert runs[0][-1] < runs[0][0]
+    # Each step's loss is on another batch with dropout, too noisy to compare first with last in 8 steps.
+    assert mean_loss(model, batches) < before
     records = read_metrics(tmp_path / "a" / "metrics.jsonl")
     assert [r["loss"] for r in records if r["kind"] == "train"] == runs[0]
     assert (tmp_path / "a" / "loss_curve.png").stat().st_size > 1000
