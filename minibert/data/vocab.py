@@ -1,6 +1,8 @@
 """Train a WordPiece vocabulary on a corpus, so that BERT can be pretrained from scratch on new text.
 
-The algorithm is WordPiece as Google described it, built bottom-up like BPE:
+The result is a WordPiece vocabulary (``##`` continuation pieces, read by ``WordpieceTokenizer``'s
+greedy longest match). By default it is learned with **BPE's merge rule**: merge the most frequent
+adjacent pair of pieces. WordPiece's own rule, which ranks pairs by likelihood gain, is an option. The steps:
 
 1. Pre-tokenise with ``BasicTokenizer`` (the tokenizer's own first stage: lower-casing, accents,
    punctuation), and count the words.
@@ -10,7 +12,7 @@ The algorithm is WordPiece as Google described it, built bottom-up like BPE:
 3. Repeatedly merge the best adjacent pair of pieces, among the pairs seen at least
    ``min_frequency`` times, until the vocabulary has ``vocab_size`` entries. Two scores are offered:
 
-       "frequency"   score(a, b) = count(a b)                          (BPE's rule; the default)
+       "frequency"   score(a, b) = count(a b)                          (BPE's merge rule; the default)
        "likelihood"  score(a, b) = count(a b) / (count(a) * count(b))  (WordPiece's likelihood gain)
 
    The likelihood score prefers pairs whose parts rarely occur apart; on a small corpus it spends
