@@ -255,13 +255,24 @@ def test_longest_first_tie_breaks_like_legacy(ours, legacy, rust):
     assert ours(a, b, truncation=True, max_length=6)["input_ids"] == ref
 
 
-def test_impossible_truncation_like_legacy(ours, legacy, rust):
-    """Rust raises when a strategy cannot reach max_length; the Python one empties the sequence and goes on."""
-    a, b = "a b c d e f g", "h i j k l"
-    with pytest.raises(Exception):
-        rust(a, b, truncation="only_first", max_length=5)
-    assert ours(a, b, truncation="only_first", max_length=5)["input_ids"] == legacy(a, b, truncation="only_first", max_length=5)["input_ids"]
-    assert ours("a b c d", truncation="only_second", max_length=4)["input_ids"] == legacy("a b c d", truncation="only_second", max_length=4)["input_ids"]
+@pytest.mark.parametrize(
+    "first,second,kwargs",
+    [
+        ("a b c d e f g", "h i j k l", dict(truncation="only_first", max_length=5)),
+        ("a b c d e", "h i j k l", dict(truncation="only_first", max_length=8)),  # would empty the first
+        ("a b c d e", "h i j k l", dict(truncation="only_second", max_length=8)),
+        ("a b c d", None, dict(truncation="only_second", max_length=4)),  # no second sequence to cut
+        (["a", "a b c d e f g"], ["h", "h"], dict(truncation="only_second", max_length=5, padding=True)),
+    ],
+)
+def test_impossible_truncation_raises_like_rust(ours, legacy, rust, first, second, kwargs):
+    """Where a strategy cannot reach max_length, the Rust tokenizer raises and so does minibert; the
+    Python one empties the sequence (or does nothing) and returns more tokens than max_length."""
+    with pytest.raises(Exception, match="Truncation error"):
+        rust(first, second, **kwargs)
+    with pytest.raises(InputError, match=r"truncation='only_(first|second)'.*(text\[1\]|the text)"):
+        ours(first, second, **kwargs)
+    legacy(first, second, **kwargs)  # the Python tokenizer does not raise: the references disagree here
 
 
 # ---------------------------------------------------------------------------------------------
@@ -271,29 +282,62 @@ def test_impossible_truncation_like_legacy(ours, legacy, rust):
 PAIR_TEXTS = [line for line in LINES if line.strip()][100:112]
 
 
+def _reference_encode(legacy, rust, args, kwargs):
+    """legacy's result, or the exception minibert must raise instead.
+
+    minibert raises where either reference raises, and also where a pair has room for its three
+    special tokens only while an ``only_*`` strategy asks to keep the other segment: the Python
+    tokenizer then exceeds max_length and the Rust one empties both segments, ignoring the strategy.
+    """
+    if kwargs["truncation"] in ("only_first", "only_second") and kwargs["max_length"] == 3 and len(args) == 2:
+        return InputError
+    try:
+        rust(*args, **kwargs)
+    except Exception:  # its truncation errors are plain Exceptions, its option errors ValueErrors
+        return InputError
+    try:
+        return legacy(*args, return_token_type_ids=True, return_special_tokens_mask=True, **kwargs)
+    except ValueError:
+        return InputError
+
+
+@pytest.mark.parametrize("padding_side", ["right", "left"])
 @pytest.mark.parametrize("truncation", [False, True, "longest_first", "only_first", "only_second"])
 @pytest.mark.parametrize("padding", [False, True, "longest", "max_length"])
-def test_pairs_truncation_padding_match_legacy(ours, legacy, truncation, padding):
+def test_pairs_truncation_padding_match_legacy(ours, legacy, rust, truncation, padding, padding_side):
+    if padding is False and padding_side == "left":
+        pytest.skip("nothing to pad")
     firsts, seconds = PAIR_TEXTS[::2], PAIR_TEXTS[1::2]
     seconds = seconds[:-1] + ["short"]
     keys = ("input_ids", "token_type_ids", "attention_mask", "special_tokens_mask")
+    checked = 0
     for max_length in (None, 3, 4, 7, 16, 40):
         for multiple in (None, 8):
-            kwargs = dict(truncation=truncation, padding=padding, max_length=max_length, pad_to_multiple_of=multiple)
+            kwargs = dict(truncation=truncation, padding=padding, max_length=max_length, pad_to_multiple_of=multiple,
+                          padding_side=padding_side)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                try:
-                    ref = legacy(firsts, seconds, return_token_type_ids=True, return_special_tokens_mask=True, **kwargs)
-                except ValueError:
-                    with pytest.raises(InputError):
-                        ours(firsts, seconds, return_special_tokens_mask=True, **kwargs)
-                    continue
-                got = ours(firsts, seconds, return_special_tokens_mask=True, **kwargs)
-                single = ours(firsts[0], seconds[0], return_special_tokens_mask=True, **kwargs)
-                ref_single = legacy(firsts[0], seconds[0], return_token_type_ids=True, return_special_tokens_mask=True, **kwargs)
-            for key in keys:
-                assert got[key] == ref[key], (key, kwargs)
-                assert single[key] == ref_single[key], (key, kwargs)
+                for args in ((firsts, seconds), (firsts[0], seconds[0])):
+                    ref = _reference_encode(legacy, rust, args, kwargs)
+                    if ref is InputError:
+                        with pytest.raises(InputError):
+                            ours(*args, return_special_tokens_mask=True, **kwargs)
+                        continue
+                    got = ours(*args, return_special_tokens_mask=True, **kwargs)
+                    for key in keys:
+                        assert got[key] == ref[key], (key, kwargs)
+                    checked += 1
+    assert checked >= 8  # most combinations are possible and compared
+
+
+def test_left_padding_puts_the_pads_first(ours, legacy):
+    enc = ours(["a", "a b c"], padding=True, padding_side="left", return_special_tokens_mask=True,
+               return_offsets_mapping=True)
+    assert enc.input_ids[0] == [0, 0, 101, 1037, 102] and enc.attention_mask[0] == [0, 0, 1, 1, 1]
+    assert enc.special_tokens_mask[0][:2] == [1, 1] and enc.offset_mapping[0][:3] == [(0, 0)] * 3
+    left = BertTokenizer.from_pretrained(ours.vocab_file.parent, padding_side="left")
+    assert left(["a", "a b c"], padding=True).input_ids == enc.input_ids
+    assert left(["a", "a b c"], padding=True, padding_side="right").input_ids[0] == [101, 1037, 102, 0, 0]
 
 
 def test_pairs_match_rust_without_ties(ours, rust):
