@@ -13,7 +13,11 @@ report the median over rounds, the min-max spread, and each reference's time div
 minibert's (``> 1`` means minibert is faster). minibert keeps a per-word cache; the warm-up fills
 it, so ``minibert (cold)`` also times a freshly built tokenizer each round, cache empty.
 
-Run: ``.venv/bin/python -m benchmarks.bench_tokenizer [--rounds 5] [--json out.json]``
+``--baseline DIR`` adds another minibert tokenizer package (say, an older version checked out with
+``git worktree`` or copied: a folder holding ``__init__.py``) as ``baseline`` and ``baseline (cold)``,
+timed in the same rounds, so a change can be measured A/B on a busy machine.
+
+Run: ``.venv/bin/python -m benchmarks.bench_tokenizer [--rounds 5] [--baseline DIR] [--json out.json]``
 """
 
 from __future__ import annotations
@@ -74,12 +78,25 @@ def _runner(make_tokenizer: Callable, workload: str, lines: List[str], batch_siz
     return prepare, run
 
 
+def _load_package(folder: str):
+    """Import the package in ``folder`` under a name of its own, beside the installed minibert."""
+    import importlib.util
+
+    path = os.path.join(folder, "__init__.py")
+    spec = importlib.util.spec_from_file_location("baseline_tokenizer", path, submodule_search_locations=[folder])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds after one warm-up round (default 5)")
     parser.add_argument("--batch-size", type=int, default=256, help="lines per call in the batch workload")
     parser.add_argument("--lines", type=int, default=0, help="use only the first N lines (0 = all)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
+    parser.add_argument("--baseline", metavar="DIR", help="another minibert tokenizer package to time alongside")
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
@@ -111,6 +128,10 @@ def main(argv=None) -> int:
         ("transformers-python", False),
         ("transformers-rust", False),
     ]
+    if args.baseline:
+        baseline = _load_package(args.baseline).BertTokenizer
+        makers["baseline"] = lambda: baseline.from_pretrained(folder)
+        contenders += [("baseline", False), ("baseline (cold)", True)]
     versions = _versions()
     print("# Tokenizer benchmark: pydoc_data.topics, all-MiniLM-L6-v2 vocabulary (uncased, 30522)")
     for key, value in versions.items():

@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
 from minibert.errors import CheckpointError, CheckpointNotFoundError, InputError, InputTypeError
-from minibert.tokenizer.encoding import BatchEncoding, assemble, build_row, check_inputs, resolve_options
+from minibert.tokenizer.encoding import (
+    BatchEncoding,
+    EncodingOptions,
+    assemble,
+    build_row,
+    check_inputs,
+    resolve_options,
+)
 from minibert.tokenizer.fast import FastTokenizer
 from minibert.tokenizer.files import (
     SPECIAL_NAMES,
@@ -93,6 +100,7 @@ class BertTokenizer:
         self.all_special_tokens = [cls_token, sep_token, pad_token, unk_token, mask_token]
         self.all_special_ids = [self.vocab[t] for t in self.all_special_tokens]
         self._special_id_set = frozenset(self.all_special_ids)
+        self._resolved: dict = {}  # options of recent calls -> EncodingOptions
         self._fast = FastTokenizer(self.basic_tokenizer, self.wordpiece_tokenizer, self.all_special_tokens,
                                    self.vocab, self.unk_token_id)
 
@@ -243,19 +251,37 @@ class BertTokenizer:
           default), ``return_special_tokens_mask``, ``return_length``, ``verbose``.
         """
         texts, pairs, batched = check_inputs(text, text_pair)
-        try:
-            chosen = resolve_options(self.model_max_length, self.padding_side, pairs is not None, **options)
-        except TypeError as exc:  # an unknown keyword
-            raise InputTypeError(f"BertTokenizer() got an option it does not know: {exc}") from None
+        chosen = self._options(pairs is not None, options)
         encode = self._fast.ids_and_offsets if "offset_mapping" in chosen.columns else self._ids_only
         rows = []
         for i, first in enumerate(texts):
             ids, offsets = encode(first)
             pair_ids, pair_offsets = (None, None) if pairs is None else encode(pairs[i])
-            where = f"text[{i}]" if batched else "the text"
             rows.append(build_row(ids, pair_ids, offsets, pair_offsets, chosen, self.cls_token_id,
-                                  self.sep_token_id, where))
+                                  self.sep_token_id, i if batched else None))
         return assemble(rows, chosen, batched, self.pad_token_id)
+
+    def _options(self, pairs: bool, options: dict) -> EncodingOptions:
+        """:func:`resolve_options`, remembered for the last few distinct calls (per-call cost matters
+        when texts are encoded one at a time)."""
+        key: Optional[tuple] = (self.model_max_length, self.padding_side, pairs, *options.items())
+        try:
+            return self._resolved[key]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable value (a list...): resolved, and rejected, every time
+            key = None
+        try:
+            chosen = resolve_options(self.model_max_length, self.padding_side, pairs, **options)
+        except TypeError as exc:
+            if isinstance(exc, InputTypeError):
+                raise
+            raise InputTypeError(f"BertTokenizer() got an option it does not know: {exc}") from None
+        if key is not None:
+            if len(self._resolved) >= 64:
+                self._resolved.clear()
+            self._resolved[key] = chosen
+        return chosen
 
     def _ids_only(self, text: str) -> Tuple[List[int], None]:
         return self._fast.ids(text), None

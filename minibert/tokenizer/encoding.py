@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 from minibert.errors import InputError, InputTypeError
 from minibert.tokenizer.files import NO_LIMIT
@@ -112,8 +111,7 @@ def check_inputs(text, text_pair) -> Tuple[List[str], Optional[List[str]], bool]
     return list(text), list(text_pair), True
 
 
-@dataclass(frozen=True)
-class EncodingOptions:
+class EncodingOptions(NamedTuple):
     """A call's options, checked and combined."""
 
     add_special_tokens: bool
@@ -128,6 +126,7 @@ class EncodingOptions:
     columns: Tuple[str, ...]
     return_length: bool
     warn_above: Optional[int]  # warn about a row longer than this (model_max_length), None: don't
+    ignores_max_length: bool  # warn that max_length has no effect (padding=True without truncation)
     padding_asked: object  # the padding argument as given, for messages
 
 
@@ -147,11 +146,9 @@ def resolve_options(model_max_length: int, default_side: str, pairs: bool, *, ad
     if return_tensors not in (None, "pt", "np"):
         raise InputError(f"return_tensors must be None, 'pt' or 'np', got {_shown(return_tensors)}")
 
-    if max_length is not None and pad is None and truncation is None:
+    if max_length is not None and padding is False and truncation is None:
         trunc = "longest_first"  # transformers: max_length alone means "truncate to it"
-    if pad == "longest" and max_length is not None and trunc is None and verbose:
-        warnings.warn("max_length is ignored when padding=True and truncation is off; "
-                      "use padding='max_length' to pad to max_length", stacklevel=3)
+    ignores_max_length = pad == "longest" and max_length is not None and trunc is None and bool(verbose)
     limit, limit_name = max_length, f"max_length={max_length}"
     if limit is None and (pad == "max_length" or trunc is not None):
         if model_max_length < NO_LIMIT:
@@ -172,7 +169,8 @@ def resolve_options(model_max_length: int, default_side: str, pairs: bool, *, ad
     names = ("input_ids", "token_type_ids", "attention_mask", "special_tokens_mask", "offset_mapping")
     return EncodingOptions(bool(add_special_tokens), pad, trunc, limit, limit_name, max_length, pad_to_multiple_of,
                            side, return_tensors, tuple(n for n, f in zip(names, flags) if f), bool(return_length),
-                           model_max_length if verbose and max_length is None else None, padding)
+                           model_max_length if verbose and max_length is None else None, ignores_max_length,
+                           padding)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -209,33 +207,36 @@ def truncation_plan(len_a: int, len_b: Optional[int], excess: int, mode: str, wh
 
 def build_row(ids: List[int], pair_ids: Optional[List[int]], offsets: Optional[List[Span]],
               pair_offsets: Optional[List[Span]], options: EncodingOptions, cls_id: int, sep_id: int,
-              where: str) -> dict:
-    """Truncate, add the special tokens, and produce every column for one example."""
-    n_special = (3 if pair_ids is not None else 2) if options.add_special_tokens else 0
-    total = len(ids) + (len(pair_ids) if pair_ids is not None else 0) + n_special
+              index: Optional[int]) -> dict:
+    """Truncate, add the special tokens, and produce every column for one example (``index``: its place in the batch)."""
+    pair = pair_ids is not None
+    n_special = (3 if pair else 2) if options.add_special_tokens else 0
+    total = len(ids) + (len(pair_ids) if pair else 0) + n_special
     if options.truncation is not None and options.limit and total > options.limit:
-        cut_a, cut_b = truncation_plan(len(ids), None if pair_ids is None else len(pair_ids),
-                                       total - options.limit, options.truncation, where)
+        where = "the text" if index is None else f"text[{index}]"
+        cut_a, cut_b = truncation_plan(len(ids), len(pair_ids) if pair else None, total - options.limit,
+                                       options.truncation, where)
         if cut_a:
             ids = ids[:-cut_a]
             offsets = offsets[:-cut_a] if offsets is not None else None
         if cut_b:
             pair_ids = pair_ids[:-cut_b]
             pair_offsets = pair_offsets[:-cut_b] if pair_offsets is not None else None
-    segments = [ids] if pair_ids is None else [ids, pair_ids]
-    spans = [offsets] if pair_ids is None else [offsets, pair_offsets]
-    row: dict = {"input_ids": [], "token_type_ids": [], "special_tokens_mask": []}
-    if offsets is not None:
-        row["offset_mapping"] = []
-    for k, (segment, segment_spans) in enumerate(zip(segments, spans)):
-        opened = options.add_special_tokens and k == 0  # [CLS] before the first segment
-        closed = options.add_special_tokens  # [SEP] after each
-        row["input_ids"] += [cls_id] * opened + segment + [sep_id] * closed
-        row["token_type_ids"] += [k] * (opened + len(segment) + closed)
-        row["special_tokens_mask"] += [1] * opened + [0] * len(segment) + [1] * closed
-        if segment_spans is not None:
-            row["offset_mapping"] += [(0, 0)] * opened + segment_spans + [(0, 0)] * closed
+    na, nb = len(ids), len(pair_ids) if pair else 0
+    none = [(0, 0)]
+    if not options.add_special_tokens:  # token types are all 0 then, as in transformers
+        row = {"input_ids": ids + (pair_ids or []), "token_type_ids": [0] * (na + nb),
+               "special_tokens_mask": [0] * (na + nb), "offset_mapping": (offsets or []) + (pair_offsets or [])}
+    elif not pair:  # [CLS] A [SEP]
+        row = {"input_ids": [cls_id, *ids, sep_id], "token_type_ids": [0] * (na + 2),
+               "special_tokens_mask": [1] + [0] * na + [1], "offset_mapping": none + (offsets or []) + none}
+    else:  # [CLS] A [SEP] B [SEP], types 0 up to the first [SEP], 1 after
+        row = {"input_ids": [cls_id, *ids, sep_id, *pair_ids, sep_id], "token_type_ids": [0] * (na + 2) + [1] * (nb + 1),
+               "special_tokens_mask": [1] + [0] * na + [1] + [0] * nb + [1],
+               "offset_mapping": none + (offsets or []) + none + (pair_offsets or []) + none}
     row["attention_mask"] = [1] * len(row["input_ids"])
+    if offsets is None:
+        del row["offset_mapping"]
     if options.warn_above is not None and len(row["input_ids"]) > options.warn_above:
         warnings.warn(f"sequence of {len(row['input_ids'])} tokens is longer than model_max_length="
                       f"{options.warn_above}; the model cannot take it as is (pass truncation=True to cut it)",
@@ -321,6 +322,9 @@ def to_tensors(out: BatchEncoding, options: EncodingOptions, batched: bool) -> N
 
 def assemble(rows: List[dict], options: EncodingOptions, batched: bool, pad_id: int) -> BatchEncoding:
     """Pad the rows as asked and gather them, column by column, into a :class:`BatchEncoding`."""
+    if options.ignores_max_length:
+        warnings.warn("max_length is ignored when padding=True and truncation is off; "
+                      "use padding='max_length' to pad to max_length", stacklevel=3)
     if options.padding is not None and rows:
         target = _padded_length(rows, options)
         for row in rows:

@@ -66,7 +66,8 @@ def check_special_token(name: str, value: Any) -> str:
     if not isinstance(value, str):
         raise InputTypeError(f"{name} must be a str, got {type(value).__name__}: {_shown(value)}")
     if not value.strip():
-        raise InputError(f"{name} must be a non-empty token without surrounding whitespace only, got {value!r}")
+        raise InputError(f"{name} must not be empty or whitespace (it would match between any two characters "
+                         f"of a text), got {value!r}")
     return value
 
 
