@@ -381,6 +381,11 @@ def test_add_special_tokens_false_and_empty_inputs(ours, legacy):
         assert ours.encode(text) == legacy.encode(text)
         assert ours.encode(text, add_special_tokens=False) == legacy.encode(text, add_special_tokens=False)
     assert ours([])["input_ids"] == []
+    for kwargs in (dict(), dict(truncation="only_second", max_length=3), dict(padding="max_length", max_length=6)):
+        got = ours("a b", "c d", add_special_tokens=False, return_special_tokens_mask=True, **kwargs)
+        ref = legacy("a b", "c d", add_special_tokens=False, return_special_tokens_mask=True,
+                     return_token_type_ids=True, **kwargs)
+        assert {k: got[k] for k in ref} == dict(ref), kwargs  # token types all 0 without special tokens
 
 
 def test_too_long_warns_not_raises(ours):

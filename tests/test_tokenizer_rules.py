@@ -37,7 +37,7 @@ FRAGMENTS = [
     "\u0301", "\u0308", "\u0323", "\u0345", "\u0f73", "\u0344", "e\u0301", "A\u030a", "<\u0338",
     "\u0b47\u0b3e", "\u1100\u1161\u11a8", "ΟΔΟΣ", "İ", "ß", "ﬁ", "\u212b", "中", "\uf900", "\U00020000",
     "[SEP]", "[CLS]", "[C\x00LS]", "[MASK", "##", ".", ",", "$", "-", "'", "¿", "…", "、",
-    "hello", "Hello", "WORLD", "unaffable", "don't", "e-mail", "x" * 101,
+    "hello", "Hello", "WORLD", "unaffable", "don't", "e-mail", "E-Mail", "O'Neil", "Café.", "x" * 101,
 ]  # fmt: skip
 texts = st.lists(
     st.one_of(st.sampled_from(FRAGMENTS), st.characters(), st.text(max_size=5)),
@@ -57,7 +57,7 @@ CONFIGS = {
     "cased": dict(do_lower_case=False),
     "cased-strip-accents": dict(do_lower_case=False, strip_accents=True),
     "no-cjk": dict(do_lower_case=True, tokenize_chinese_chars=False),
-    "never-split": dict(do_lower_case=True, never_split=["e-mail", "Don't", "cafe."]),
+    "never-split": dict(do_lower_case=True, never_split=["e-mail", "Don't", "cafe.", "o'neil"]),
 }
 
 
@@ -108,6 +108,19 @@ def test_offsets_examples_from_the_rules():
     assert rules.pieces("a\u200bb") == [("a", 0, 1), ("##b", 2, 3)]  # one word: the ZWSP is deleted
     assert rules.pieces("ΟΔΟΣ") == [("ο", 0, 1), ("##δ", 1, 2), ("##ος", 2, 4)]  # final sigma, spans kept
     assert rules.pieces("x\x00[SEP]中") == [("x", 0, 1), ("[SEP]", 2, 7), ("中", 7, 8)]
+
+
+def test_never_split_is_looked_at_before_and_after_case_folding():
+    basic = PAIRS["never-split"][0].basic
+    assert basic.tokenize("Don't DON'T O'Neil E-MAIL Café.") == ["Don't", "don", "'", "t", "o'neil", "e-mail", "cafe."]
+
+
+def test_a_cluster_left_as_it_was_keeps_a_span_per_character():
+    """q + combining dot above has no composed form: NFC leaves it, so each character keeps its own span;
+    e + combining acute becomes é, which takes the span of both."""
+    basic = BasicTokenizer(do_lower_case=False)
+    assert [(t, list(s), list(e)) for t, s, e in basic.split_word("q\u0307x")] == [("q\u0307x", [0, 1, 2], [1, 2, 3])]
+    assert [(t, list(s), list(e)) for t, s, e in basic.split_word("e\u0301x")] == [("éx", [0, 2], [2, 3])]
 
 
 def test_word_pattern_separators_are_the_rules_separators():

@@ -187,10 +187,11 @@ class BertTokenizer:
         """Id of one token, or ids of a list of tokens; tokens not in the vocabulary map to ``[UNK]``."""
         if isinstance(tokens, str):
             return self.vocab.get(tokens, self.unk_token_id)
-        ids = []
-        for token in tokens:
-            _check_text(token, "tokens[i]")
-            ids.append(self.vocab.get(token, self.unk_token_id))
+        get, unk = self.vocab.get, self.unk_token_id
+        ids = [get(token, unk) if isinstance(token, str) else None for token in tokens]
+        if None in ids:
+            bad = ids.index(None)
+            _check_text(tokens[bad], f"tokens[{bad}]")
         return ids
 
     def convert_ids_to_tokens(self, ids, skip_special_tokens: bool = False):
