@@ -18,6 +18,7 @@ import os
 import warnings
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
+from minibert.checks import check_int, check_positive_int
 from minibert.errors import InputError, InputTypeError
 from minibert.tokenizer.files import NO_LIMIT
 from minibert.tokenizer.rules import Span, _check_text
@@ -78,13 +79,6 @@ def _lookup(table: dict, value, name: str):
         raise InputError(f"{name} must be one of {allowed}, got {_shown(value)}") from None
 
 
-def _optional_int(name: str, value, minimum: int) -> Optional[int]:
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < minimum):
-        kind = "a positive" if minimum else "a non-negative"
-        raise InputError(f"{name} must be {kind} int or None, got {_shown(value)}")
-    return value
-
-
 # ---------------------------------------------------------------------------------------------
 # The call's arguments
 # ---------------------------------------------------------------------------------------------
@@ -138,8 +132,10 @@ def resolve_options(model_max_length: int, default_side: str, pairs: bool, *, ad
     """Check every option, then combine them as transformers does (``pairs``: the call has second texts)."""
     pad = _lookup(PADDING, padding, "padding")
     trunc = _lookup(TRUNCATION, truncation, "truncation")
-    _optional_int("max_length", max_length, 0)
-    _optional_int("pad_to_multiple_of", pad_to_multiple_of, 1)
+    if max_length is not None:
+        max_length = check_int("max_length", max_length, minimum=0)
+    if pad_to_multiple_of is not None:
+        pad_to_multiple_of = check_positive_int("pad_to_multiple_of", pad_to_multiple_of)
     side = default_side if padding_side is None else padding_side
     if side not in ("left", "right"):
         raise InputError(f"padding_side must be 'left' or 'right', got {_shown(padding_side)}")
