@@ -21,6 +21,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch.nn.utils import parametrize, prune
 
 import minibert
 from minibert import fast
@@ -275,12 +276,20 @@ def test_modules_that_are_not_plain_layers_get_the_modules_path():
     with torch.no_grad():
         ref = model(ids, mask).last_hidden_state
         # A parametrized weight (what torch.nn.utils.parametrize and some pruning do) is computed in forward.
-        torch.nn.utils.parametrize.register_parametrization(model.layers[0].ffn.up, "weight", torch.nn.Identity())
+        parametrize.register_parametrization(model.layers[0].ffn.up, "weight", torch.nn.Identity())
         plan = fast.explain(model, mask)
         assert plan.path == "sdpa" and "ParametrizedLinear" in plan.reason
         assert max_err(model(ids, mask).last_hidden_state, ref) < 1e-12
+        parametrize.remove_parametrizations(model.layers[0].ffn.up, "weight")
+        # torch.nn.utils.prune keeps the nn.Linear but recomputes its weight in a forward pre-hook.
+        prune.l1_unstructured(model.layers[1].attn.out, "weight", amount=0.5)
+        assert "forward hook" in fast.explain(model, mask).reason
+        pruned = model(ids, mask).last_hidden_state
+        model.fast_paths = False
+        assert max_err(pruned, model(ids, mask).last_hidden_state) < 1e-12 and max_err(pruned, ref) > 1e-3
+        model.fast_paths = True
+        prune.remove(model.layers[1].attn.out, "weight")
         model.layers[1].ffn.act = torch.nn.Tanh()  # an activation the in-place code does not know
-        torch.nn.utils.parametrize.remove_parametrizations(model.layers[0].ffn.up, "weight")
         assert "ffn.act is a Tanh" in fast.explain(model, mask).reason
 
 
