@@ -29,6 +29,7 @@ FIGURES = {
     "03_pretrained_checkpoint": ["03_attention_head.png", "03_attention_layer.png"],
     "04_pretraining": ["04_loss_curve.png"],
     "06_sentence_embeddings": ["06_similarity_matrix.png"],
+    "07_positions_and_context": ["07_position_similarity.png"],
     "08_attention_cost": ["08_attention_cost.png"],
 }
 
@@ -38,7 +39,7 @@ def _cells(notebook) -> list[tuple[str, str]]:
 
 
 def test_every_notebook_has_its_source():
-    assert len(SOURCES) == 7, [p.name for p in SOURCES]
+    assert len(SOURCES) == 8, [p.name for p in SOURCES]
     notebooks = sorted(p.stem for p in NOTEBOOK_DIR.glob("*.ipynb"))
     assert notebooks == [p.stem for p in SOURCES]
 
