@@ -217,6 +217,6 @@ def test_runs_that_could_not_save_a_model_are_refused_before_training(tmp_path, 
         main(["--train", str(train), "--max-length", "65", *common])
     from minibert.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="device 'bogus'"):
+    with pytest.raises(ConfigError, match="--device.*'bogus'"):
         main(["--train", str(train), "--device", "bogus", *common])
     assert not (tmp_path / "o" / "checkpoint.pt").exists()

@@ -36,3 +36,26 @@ def test_without_matplotlib_no_plot_but_a_warning(tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match="matplotlib is not installed"):
         assert plot_metrics(metrics, tmp_path / "loss.png") is None
     assert not (tmp_path / "loss.png").exists()
+
+
+def test_a_plot_interrupted_while_drawing_leaves_no_file(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text("".join(json.dumps({"kind": "train", "step": s, "loss": 3.0 / s}) + "\n" for s in range(1, 9)))
+    stale = tmp_path / ".loss.png.abc123.tmp"  # what a kill -9 during an earlier write left behind
+    stale.write_bytes(b"half a picture")
+    real_savefig = Figure.savefig
+
+    def interrupted(self, target, **kwargs):
+        real_savefig(self, target, **kwargs)
+        raise KeyboardInterrupt  # stopped after rendering, before anything is written
+
+    monkeypatch.setattr(Figure, "savefig", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        plot_metrics(metrics, tmp_path / "loss.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".loss.png.abc123.tmp", "metrics.jsonl"]
+    monkeypatch.setattr(Figure, "savefig", real_savefig)
+    assert plot_metrics(metrics, tmp_path / "loss.png") == tmp_path / "loss.png"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["loss.png", "metrics.jsonl"]  # the stale one removed

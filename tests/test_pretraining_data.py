@@ -353,3 +353,36 @@ def test_random_next_never_comes_from_the_same_document():
     randoms = [p for p in pairs if p.is_random_next]
     assert randoms, "the unlucky generator must produce a random-next pair"
     assert all(t >= 50 for p in randoms for t in p.tokens_b)
+
+
+# ------------------------------------------------------------------------ corpora that cannot be used
+
+def test_a_corpus_without_blank_lines_is_one_document_and_refused_before_any_work(tmp_path):
+    from minibert.data.corpus import open_corpus
+    from minibert.data.pretraining import check_enough_documents
+
+    corpus = tmp_path / "lines.txt"
+    corpus.write_text("".join(f"Sentence number {i} is here.\n" for i in range(50)), encoding="utf-8")
+    with pytest.raises(InputError, match=r"lines.txt holds 1 document\(s\) \(documents are separated by blank lines"):
+        check_enough_documents(open_corpus(corpus), heldout_every=10)
+    corpus.write_text("A one.\n\nB one.\n\nC one.\n", encoding="utf-8")
+    check_enough_documents(open_corpus(corpus), heldout_every=10)  # 1 held out, 2 for training
+    with pytest.raises(InputError, match=r"3 document\(s\).*at least 4 training document\(s\) \(2 process"):
+        check_enough_documents(open_corpus(corpus), heldout_every=10, world_size=2)
+
+
+@pytest.mark.parametrize("content, problem", [
+    (bytes(random.Random(0).randrange(256) for _ in range(20000)), "not UTF-8 text"),
+    (b"Plain words.\n\nMore words\x00 with a NUL.\n", "line 3 holds NUL bytes"),
+])
+def test_a_corpus_that_is_not_text_is_refused_naming_the_file(tmp_path, content, problem):
+    from minibert.data.corpus import open_corpus
+    from minibert.data.pretraining import check_enough_documents
+    from minibert.data.vocab import corpus_inputs
+
+    corpus = tmp_path / "data.bin"
+    corpus.write_bytes(content)
+    with pytest.raises(InputError, match=f"data.bin.*{problem}"):
+        check_enough_documents(open_corpus(corpus), heldout_every=10)
+    with pytest.raises(InputError, match=f"data.bin.*{problem}"):
+        list(corpus_inputs([str(corpus)]))  # the vocabulary trainer reads through the same reader

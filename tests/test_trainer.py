@@ -19,7 +19,7 @@ from torch import nn
 
 from helpers import VOCAB, BatchList, make_batches, tiny_model
 from minibert import BertForPreTraining
-from minibert.errors import CheckpointError, ConfigError, TrainingError
+from minibert.errors import CheckpointError, ConfigError, InputError, TrainingError
 from minibert.train.metrics_log import read_metrics
 from minibert.train.optim import linear_schedule, make_optimizer, param_groups
 from minibert.train.pretrain import pretraining_evaluation
@@ -382,8 +382,25 @@ def test_device_names_are_checked_before_any_work():
 
     assert resolve_device("cpu") == torch.device("cpu")
     for bad in ("bogus", "cuda:x", "meta"):
-        with pytest.raises(ConfigError, match=f"device '{bad}'"):
+        with pytest.raises(ConfigError, match=f"--device.*'{bad}'"):
             resolve_device(bad)
     if not torch.cuda.is_available():
-        with pytest.raises(ConfigError, match="device 'cuda'.*use --device cpu"):
+        with pytest.raises(ConfigError, match="--device='cuda'.*use --device cpu"):
             resolve_device("cuda")
+
+
+def test_pretrain_refuses_what_cannot_run_before_any_work(tmp_path):
+    from minibert.train.pretrain import main
+
+    out = tmp_path / "run"
+    with pytest.raises(ConfigError, match=r"--max-seq-length.*max_position_embeddings=1000000000.*would need"):
+        main(["pydoc", "--out-dir", str(out), "--max-seq-length", "1000000000"])
+    with pytest.raises(ConfigError, match=r"--max-seq-length 100000 with --batch-size 32 .*activations.*would need"):
+        main(["pydoc", "--out-dir", str(out), "--max-seq-length", "100000"])
+    with pytest.raises(ConfigError, match="--device"):
+        main(["pydoc", "--out-dir", str(out), "--device", "bogus"])
+    one_document = tmp_path / "one.txt"
+    one_document.write_text("".join(f"Line {i} of the only document.\n" for i in range(40)), encoding="utf-8")
+    with pytest.raises(InputError, match=r"one.txt holds 1 document\(s\)"):
+        main([str(one_document), "--out-dir", str(out)])
+    assert not out.exists() or not any(out.iterdir())  # nothing was written

@@ -49,7 +49,8 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from minibert.checks import check_int, check_number, check_positive_int
-from minibert.data.pretraining import _text_files, documents_of_lines, tokenize_document
+from minibert.data.corpus import documents_of_lines, text_files
+from minibert.data.pretraining import tokenize_document
 from minibert.errors import InputError
 
 FORMAT = "minibert-prepared/1"
@@ -237,7 +238,7 @@ def prepare(corpus: Sequence[Union[str, os.PathLike]], vocab: Union[str, os.Path
         corpus = [corpus]
     if not corpus:
         raise InputError("prepare needs at least one corpus file or folder")
-    files = [file for path in corpus for file in _text_files(Path(path))]   # fails on a missing path
+    files = [file for path in corpus for file in text_files(Path(path))]   # fails on a missing path
     pieces = [piece for file in files for piece in split_into_pieces(file, int(shard_mb * 2**20))]
     total_bytes = sum(p.end - p.start for p in pieces)
     if total_bytes == 0:

@@ -3,7 +3,7 @@
 The pipeline, one stage per function:
 
     text file / folder / pydoc topics
-        -> documents (a document is a list of sentences)            ``read_documents``, ``pydoc_documents``
+        -> documents (a document is a list of sentences)            ``minibert.data.corpus``
         -> token ids per sentence                                     ``tokenize_document``
         -> segment pairs A, B with a next-sentence label              ``create_segment_pairs``
         -> [CLS] A [SEP] B [SEP] with 15% of the tokens masked       ``build_example``, ``mask_tokens``
@@ -44,127 +44,14 @@ from torch import Tensor
 
 from minibert.checks import check_int
 from minibert.data.batches import collate
+from minibert.data.corpus import (Corpus, Document, DocumentFactory, document_factory, open_corpus,  # noqa: F401
+                                  documents_of_lines, pydoc_documents, read_documents, split_sentences,
+                                  text_to_document)
 from minibert.errors import InputError, InputTypeError
 
-Document = list[str]                 # sentences
 TokenizedDocument = list[list[int]]  # token ids of each sentence
 
-# --------------------------------------------------------------------------------------- sentences
-
-# Words that end with a period without ending a sentence (compared lower-cased, without the final ".").
-ABBREVIATIONS = frozenset({
-    "e.g", "i.e", "etc", "cf", "vs", "viz", "al", "approx", "incl", "resp", "fig", "eq", "no", "vol",
-    "mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr",
-})
-
-# A candidate boundary: end punctuation, optional closing quotes/brackets, whitespace, then something
-# that can start a sentence (an optional opening quote/bracket and an upper-case letter or a digit).
-_BOUNDARY = re.compile(r"[.!?]+[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
-
-
-def split_sentences(text: str) -> list[str]:
-    """Split ``text`` into sentences with one rule and two exceptions.
-
-    Rule: a sentence ends at ``.``, ``!`` or ``?`` (plus closing quotes or brackets) followed by
-    whitespace and an upper-case letter or a digit. Exceptions, for a period only: the word before it
-    is a known abbreviation (``e.g.``, ``Dr.``; see ``ABBREVIATIONS``) or a single letter (an initial).
-    Runs of whitespace, line breaks included, become one space. It is wrong now and then, which
-    costs BERT little: segments are made of several sentences anyway.
-    """
-    if not isinstance(text, str):
-        raise InputTypeError(f"text must be a str, got {type(text).__name__}")
-    text = " ".join(text.split())
-    sentences: list[str] = []
-    start = 0
-    for boundary in _BOUNDARY.finditer(text):
-        if boundary.group().startswith(".") and not boundary.group().startswith(".."):
-            last_word = text[start:boundary.start()].rsplit(" ", 1)[-1].lower()
-            if last_word in ABBREVIATIONS or (len(last_word) == 1 and last_word.isalpha()):
-                continue
-        sentences.append(text[start:boundary.end()].strip())
-        start = boundary.end()
-    tail = text[start:].strip()
-    if tail:
-        sentences.append(tail)
-    return sentences
-
-
 # --------------------------------------------------------------------------------------- documents
-
-def _text_files(path: Path) -> list[Path]:
-    if path.is_file():
-        return [path]
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*.txt") if p.is_file())
-        if not files:
-            raise InputError(f"corpus folder {str(path)!r} holds no .txt files")
-        return files
-    raise InputError(f"corpus {str(path)!r} is neither a file nor a folder")
-
-
-def read_documents(path: Union[str, os.PathLike]) -> Iterator[Document]:
-    """Stream the documents of a text file, or of every ``.txt`` file under a folder (sorted by path).
-
-    The format is BERT's: one sentence (or one paragraph) per line, a blank line between documents;
-    the end of a file also ends a document. Each line is passed through ``split_sentences``, so a
-    paragraph per line works too. Only one document is held in memory at a time.
-    """
-    for file in _text_files(Path(path)):
-        with open(file, encoding="utf-8", errors="replace") as lines:
-            yield from documents_of_lines(lines)
-
-
-def documents_of_lines(lines: Iterable[str]) -> Iterator[Document]:
-    """The documents of lines in BERT's format (see ``read_documents``); the last line ends the last one."""
-    document: Document = []
-    for line in lines:
-        if not line.strip():
-            if document:
-                yield document
-            document = []
-        else:
-            document.extend(split_sentences(line))
-    if document:
-        yield document
-
-
-def text_to_document(text: str) -> Document:
-    """Free text with blank lines between paragraphs -> a list of sentences (one document)."""
-    sentences: Document = []
-    for paragraph in re.split(r"\n\s*\n", text):
-        sentences.extend(split_sentences(paragraph))
-    return sentences
-
-
-def pydoc_documents() -> list[Document]:
-    """The Python reference topics shipped with CPython (``pydoc_data.topics``), one document per topic,
-    in sorted topic order: a small English corpus (~465k characters) available on every machine."""
-    from pydoc_data.topics import topics
-
-    return [text_to_document(topics[name]) for name in sorted(topics)]
-
-
-DocumentFactory = Callable[[], Iterable[Document]]
-
-
-def document_factory(corpus: Union[str, os.PathLike, Sequence[Document]]) -> DocumentFactory:
-    """A callable that returns a fresh iterable of documents each time (once per epoch).
-
-    ``corpus`` is a path (file or folder), the string ``"pydoc"``, or an in-memory list of documents.
-    """
-    if isinstance(corpus, str) and corpus == "pydoc":
-        documents = pydoc_documents()
-        return lambda: documents
-    if isinstance(corpus, (str, os.PathLike)):
-        _text_files(Path(corpus))  # fail now, not at the first batch
-        return lambda: read_documents(corpus)
-    if isinstance(corpus, Sequence):
-        for i, document in enumerate(corpus):
-            if not isinstance(document, (list, tuple)) or not all(isinstance(s, str) for s in document):
-                raise InputTypeError(f"corpus[{i}] must be a list of sentences (str), got {document!r:.80}")
-        return lambda: corpus
-    raise InputTypeError(f"corpus must be a path, 'pydoc' or a list of documents, got {type(corpus).__name__}")
-
 
 def split_documents(documents: Iterable[Document], split: str, heldout_every: int,
                     rank: int = 0, world_size: int = 1) -> Iterator[tuple[int, Document]]:
@@ -183,6 +70,23 @@ def split_documents(documents: Iterable[Document], split: str, heldout_every: in
             if train_index % world_size == rank:
                 yield index, document
             train_index += 1
+
+
+def check_enough_documents(corpus: Corpus, heldout_every: int, world_size: int = 1) -> None:
+    """InputError, before any work, when ``corpus`` cannot feed next-sentence pairs: the held-out
+    split needs a document, and each of ``world_size`` ranks two training documents (a random "next"
+    segment comes from another document). Reads only as many documents as that takes."""
+    needed = {"train": 2 * world_size, "eval": 1}
+    found = {"train": 0, "eval": 0}
+    for index, _ in enumerate(corpus.documents()):
+        found["eval" if heldout_every and index % heldout_every == 0 else "train"] += 1
+        if all(found[k] >= needed[k] for k in needed):
+            return
+    total = found["train"] + found["eval"]
+    why = " (documents are separated by blank lines; this corpus has none between its lines)" if total == 1 else ""
+    raise InputError(f"corpus {corpus.name} holds {total} document(s){why}: with --heldout-every {heldout_every} "
+                     f"that is {found['train']} for training and {found['eval']} held out; next-sentence pairs "
+                     f"need at least {needed['train']} training document(s) ({world_size} process(es)) and 1 held out")
 
 
 # ---------------------------------------------------------------------------------- special tokens
@@ -478,7 +382,8 @@ class PretrainingStream:
                 previous = chunk
             if produced == 0:
                 raise InputError(f"the {self.split} split of rank {self.rank}/{self.world_size} holds no "
-                                 "document with text: the corpus is empty or too small for this many ranks")
+                                 "document with text: the corpus is empty, or has too few documents (separated by "
+                                 "blank lines) for this many ranks")
             epoch += 1
 
     # -- iteration and position

@@ -38,6 +38,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Sequence, Union
 
+from minibert.data.corpus import open_corpus, read_lines, text_files
 from minibert.errors import InputError, InputTypeError
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -57,10 +58,8 @@ def _lines(texts_or_files: Union[TextOrPath, Iterable[TextOrPath]]) -> Iterator[
             path = Path(item)
             if not path.exists():
                 raise InputError(f"vocabulary training input {str(path)!r} does not exist")
-            files = sorted(path.rglob("*.txt")) if path.is_dir() else [path]
-            for file in files:
-                with open(file, encoding="utf-8", errors="replace") as handle:
-                    yield from handle
+            for file in text_files(path):
+                yield from read_lines(file)
         elif isinstance(item, str):
             yield item
         else:
@@ -245,17 +244,13 @@ def build_parser(parser: Optional[argparse.ArgumentParser] = None) -> argparse.A
     return parser
 
 
-def corpus_inputs(inputs: Sequence[str]) -> list:
-    """Command-line inputs -> what ``train_wordpiece`` takes: paths, or the pydoc texts for 'pydoc'."""
-    items: list = []
-    for item in inputs:
-        if item == "pydoc":
-            from pydoc_data.topics import topics
-
-            items.extend(topics[name] for name in sorted(topics))
-        else:
-            items.append(Path(item))
-    return items
+def corpus_inputs(inputs: Sequence[str]) -> Iterator[str]:
+    """Command-line inputs (files, folders of .txt files, or 'pydoc') -> their sentences, streamed
+    through ``minibert.data.corpus.open_corpus``, the reader pretraining uses."""
+    corpora = [open_corpus(item) for item in inputs]  # every input checked before the first is read
+    for corpus in corpora:
+        for document in corpus.documents():
+            yield from document
 
 
 def main(argv: Union[Sequence[str], argparse.Namespace, None] = None) -> int:

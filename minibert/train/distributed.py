@@ -15,9 +15,8 @@ from typing import Any, Optional
 import torch
 import torch.distributed as dist
 
-from minibert.errors import ConfigError, InputTypeError, TrainingError
-
-KNOWN_DEVICE_TYPES = ("cpu", "cuda", "mps")
+from minibert.checks import check_device
+from minibert.errors import ConfigError, TrainingError
 
 
 @dataclass
@@ -38,29 +37,14 @@ class DistContext:
 
 
 def resolve_device(name: Optional[str], local_rank: int = 0) -> torch.device:
-    """The device ``name`` asks for, checked before any work: a ConfigError naming ``device`` when torch
-    does not know the name or this machine has no such device. ``None`` means ``cuda:LOCAL_RANK`` when
+    """The device ``name`` asks for, checked before any work (``minibert.checks.check_device``): a
+    ConfigError naming ``--device`` when torch does not know the name or this machine has no such device. ``None`` means ``cuda:LOCAL_RANK`` when
     CUDA is available, else the CPU; a bare ``cuda`` means ``cuda:LOCAL_RANK`` (one GPU per process)."""
     if name is None:
         return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    if not isinstance(name, str):
-        raise InputTypeError(f"device must be a string such as 'cpu' or 'cuda:0', got {type(name).__name__}")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise ConfigError(f"device {name!r} is not a device name torch knows (use cpu, cuda or cuda:N)") from None
-    if device.type not in KNOWN_DEVICE_TYPES:
-        raise ConfigError(f"device {name!r}: training runs on {', '.join(KNOWN_DEVICE_TYPES)}, not {device.type}")
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            why = "this torch is built without CUDA" if torch.version.cuda is None else "no CUDA device is visible"
-            raise ConfigError(f"device {name!r}: {why}; use --device cpu")
-        if device.index is None:
-            device = torch.device("cuda", local_rank)
-        if device.index >= torch.cuda.device_count():
-            raise ConfigError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"device {name!r}: MPS is not available on this machine; use --device cpu")
+    device = check_device(name, error=ConfigError)
+    if device.type == "cuda" and device.index is None:
+        device = check_device(f"cuda:{local_rank}", error=ConfigError)
     return device
 
 

@@ -34,11 +34,12 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from minibert.checks import check_int
+from minibert.checks import check_fits_in_memory, check_int, format_bytes
 from minibert.config import BertConfig
 from minibert.errors import ConfigError
 from minibert.heads import BertForPreTraining
-from minibert.data.pretraining import PretrainingStream, document_factory, split_documents
+from minibert.data.corpus import Corpus, open_corpus
+from minibert.data.pretraining import PretrainingStream, check_enough_documents, split_documents
 from minibert.data.shards import is_prepared, read_manifest
 from minibert.train.distributed import DistContext, cleanup_distributed, init_distributed, raise_if_any
 from minibert.train.metrics_log import read_metrics
@@ -107,14 +108,36 @@ def build_parser(parser: Optional[argparse.ArgumentParser] = None) -> argparse.A
     return parser
 
 
-def _cache_tokens(choice: str, corpus: str) -> bool:
+def _cache_tokens(choice: str, corpus: Corpus) -> bool:
     if choice != "auto":
         return choice == "yes"
-    if corpus == "pydoc":
-        return True
-    path = Path(corpus)
-    files = [path] if path.is_file() else list(path.rglob("*.txt"))
-    return sum(f.stat().st_size for f in files) < 100 * 2**20
+    return corpus.size_bytes < 100 * 2**20
+
+
+def model_config(args: argparse.Namespace, vocab_size: int, pad_token_id: int = 0) -> BertConfig:
+    """The BERT the options describe; a ConfigError naming the options when it cannot exist or fit."""
+    try:
+        return BertConfig(vocab_size=vocab_size, hidden_size=args.hidden_size, num_hidden_layers=args.num_layers,
+                          num_attention_heads=args.num_heads, intermediate_size=args.intermediate_size,
+                          max_position_embeddings=args.max_seq_length, hidden_dropout_prob=args.dropout,
+                          attention_probs_dropout_prob=args.dropout, pad_token_id=pad_token_id)
+    except ConfigError as exc:
+        raise ConfigError(f"the model options (--vocab-size, --hidden-size, --num-layers, --num-heads, "
+                          f"--intermediate-size, --max-seq-length, --dropout) give an impossible model: {exc}") from None
+
+
+def check_training_fits(config: BertConfig, batch_size: int) -> None:
+    """Refuse, before any work, a run that cannot fit in this machine's memory: 16 bytes a parameter
+    (float32 weight, gradient, AdamW's two moments) plus what one micro-batch keeps for backward in
+    each layer, at least the attention scores and probabilities (b, h, t, t) and a few (b, t, c) and
+    (b, t, intermediate) tensors. A lower bound: a run it refuses could never start."""
+    b, t, c = batch_size, config.max_position_embeddings, config.hidden_size
+    per_layer = b * (2 * config.num_attention_heads * t * t + t * (8 * c + 2 * config.intermediate_size))
+    activations = 4 * config.num_hidden_layers * per_layer
+    weights = 16 * sum(config.parameter_counts().values())
+    check_fits_in_memory(f"--max-seq-length {t} with --batch-size {b} ({format_bytes(weights)} of weights, gradients "
+                         f"and AdamW moments, {format_bytes(activations)} of activations per micro-batch)",
+                         weights + activations, error=ConfigError)
 
 
 def _prepare_vocab(args: argparse.Namespace, out_dir: Path, is_main: bool) -> None:
@@ -131,7 +154,7 @@ def _prepare_vocab(args: argparse.Namespace, out_dir: Path, is_main: bool) -> No
     elif is_prepared(args.corpus):
         BertTokenizer.from_pretrained(args.corpus).save_pretrained(out_dir)  # the one the shards were made with
     else:
-        documents = split_documents(document_factory(args.corpus)(), "train", args.heldout_every)
+        documents = split_documents(open_corpus(args.corpus).documents(), "train", args.heldout_every)
         texts = (sentence for _, document in documents for sentence in document)
         tokens = train_wordpiece(texts, args.vocab_size, args.min_frequency, lowercase=not args.cased)
         save_vocab(tokens, out_dir, do_lower_case=not args.cased)
@@ -144,13 +167,13 @@ def _text_data(args: argparse.Namespace, tokenizer: Any, context: DistContext) -
                           short_seq_prob=args.short_seq_prob, masked_lm_prob=args.masked_lm_prob,
                           max_predictions_per_seq=args.max_predictions, whole_word_mask=args.whole_word_mask,
                           buffer_documents=args.buffer_documents, heldout_every=args.heldout_every)
-    corpus = document_factory(args.corpus)
-    train_stream = PretrainingStream(corpus, tokenizer, split="train", seed=args.seed, rank=context.rank,
+    corpus = open_corpus(args.corpus)
+    train_stream = PretrainingStream(corpus.documents, tokenizer, split="train", seed=args.seed, rank=context.rank,
                                      world_size=context.world_size,
-                                     cache_tokens=_cache_tokens(args.cache_tokens, args.corpus), **stream_options)
-    eval_batches = PretrainingStream(corpus, tokenizer, split="eval", seed=args.seed + 1,
+                                     cache_tokens=_cache_tokens(args.cache_tokens, corpus), **stream_options)
+    eval_batches = PretrainingStream(corpus.documents, tokenizer, split="eval", seed=args.seed + 1,
                                      **stream_options).take(args.eval_examples)
-    sample = PretrainingStream(corpus, tokenizer, split="train", seed=args.seed + 2, **stream_options)
+    sample = PretrainingStream(corpus.documents, tokenizer, split="train", seed=args.seed + 2, **stream_options)
     return train_stream, eval_batches, sample.take(4 * args.eval_examples)
 
 
@@ -213,6 +236,20 @@ def _fmt(metrics: dict[str, float]) -> str:
             f"NSP loss {metrics['nsp_loss']:.3f}  NSP acc {metrics['nsp_accuracy']:.3f}")
 
 
+def _report(results: dict[str, Any], out_dir: Path) -> None:
+    """Write ``results.json`` and print the held-out numbers next to the baselines."""
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    start, end, baseline, steps = results["start"], results["end"], results["frequency_baseline"], results["steps"]
+    print(f"held-out evaluation ({end['masked_tokens']} masked tokens, {end['examples']} pairs):")
+    if start is not None:
+        print(f"  start (step 0):     {_fmt(start)}")
+    print(f"  end (step {steps}):{' ' * max(1, 9 - len(str(steps)))}{_fmt(end)}")
+    print(f"  frequency baseline: MLM acc {baseline['mlm_accuracy']:.3f} "
+          f"(always {baseline['token']!r}); NSP baseline 0.5")
+    print(f"training took {results['train_seconds_this_run']:.0f} s; total {results['wall_seconds_this_run']:.0f} s; "
+          f"model, tokenizer, metrics.jsonl, loss_curve.png and results.json in {out_dir}")
+
+
 def main(argv: Union[Sequence[str], argparse.Namespace, None] = None) -> int:
     args = argv if isinstance(argv, argparse.Namespace) else build_parser().parse_args(argv)
     check_int("--heldout-every", args.heldout_every, minimum=2, error=ConfigError)  # a held-out set is needed
@@ -221,12 +258,16 @@ def main(argv: Union[Sequence[str], argparse.Namespace, None] = None) -> int:
     check_int("--data-workers", args.data_workers, minimum=0, error=ConfigError)
     if args.max_seq_length is None:
         args.max_seq_length = read_manifest(args.corpus)["max_seq_length"] if is_prepared(args.corpus) else 128
+    check_int("--batch-size", args.batch_size, minimum=1, error=ConfigError)
+    check_training_fits(model_config(args, args.vocab_size), args.batch_size)  # --vocab-size: a bound if --vocab
     if args.threads:
         torch.set_num_threads(args.threads)
     started = time.perf_counter()
     context = init_distributed(args.device)
     try:
         out_dir = Path(args.out_dir)
+        if not is_prepared(args.corpus):  # a prepared folder was checked when it was made
+            check_enough_documents(open_corpus(args.corpus), args.heldout_every, context.world_size)
         raise_if_any(context, check_output_dir(out_dir, 0) if context.is_main else None)
         _prepare_vocab(args, out_dir, context.is_main)
         if context.distributed:
@@ -240,11 +281,7 @@ def main(argv: Union[Sequence[str], argparse.Namespace, None] = None) -> int:
         # What the frequency baseline predicts: the most common masked token of some training examples.
         train_labels = Counter(label for batch in sample for label in batch["labels"][batch["labels"] != -100].tolist())
 
-        config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=args.hidden_size,
-                            num_hidden_layers=args.num_layers, num_attention_heads=args.num_heads,
-                            intermediate_size=args.intermediate_size, max_position_embeddings=args.max_seq_length,
-                            hidden_dropout_prob=args.dropout, attention_probs_dropout_prob=args.dropout,
-                            pad_token_id=tokenizer.pad_token_id)
+        config = model_config(args, tokenizer.vocab_size, tokenizer.pad_token_id)
         torch.manual_seed(args.seed)
         model = BertForPreTraining(config)
         train_config = TrainConfig(
@@ -288,15 +325,7 @@ def main(argv: Union[Sequence[str], argparse.Namespace, None] = None) -> int:
                        "world_size": context.world_size, "parameters": model.num_parameters(),
                        "vocab_size": config.vocab_size, "args": {k: v for k, v in vars(args).items()
                                                                   if isinstance(v, (str, int, float, bool, type(None)))}}
-            (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-            print(f"held-out evaluation ({end['masked_tokens']} masked tokens, {end['examples']} pairs):")
-            if start is not None:
-                print(f"  start (step 0):     {_fmt(start)}")
-            print(f"  end (step {trainer.step}):{' ' * max(1, 9 - len(str(trainer.step)))}{_fmt(end)}")
-            print(f"  frequency baseline: MLM acc {baseline['mlm_accuracy']:.3f} "
-                  f"(always {baseline['token']!r}); NSP baseline 0.5")
-            print(f"training took {train_seconds:.0f} s; total {time.perf_counter() - started:.0f} s; "
-                  f"model, tokenizer, metrics.jsonl, loss_curve.png and results.json in {out_dir}")
+            _report(results, out_dir)
         return 0
     finally:
         cleanup_distributed()
