@@ -17,8 +17,8 @@ import torch
 from minibert import BertConfig, BertForSequenceClassification, BertModel
 from minibert.errors import InputError, InputTypeError
 from minibert.data.batches import collate
-from minibert.train.finetune import (Example, build_parser, classification_metrics, load_examples, main,
-                                     stratified_split)
+from minibert.data.labelled import Example, load_examples, sorted_labels, stratified_split
+from minibert.train.finetune import build_parser, classification_metrics, main
 from minibert.tokenizer import BertTokenizer
 
 
@@ -183,8 +183,6 @@ def test_labels_are_class_names_whatever_their_json_type(tmp_path):
             {"text": "d", "label": " 1 "}, {"text": "e", "label": 10}, {"text": "f", "label": 2}]
     examples = load_examples(_write_jsonl(tmp_path / "t.jsonl", rows))
     assert [e.label for e in examples] == ["1", "1", "1", "1", "10", "2"]
-    from minibert.train.finetune import sorted_labels
-
     assert sorted_labels(e.label for e in examples) == ["1", "2", "10"]  # by value, not as strings
     for number, bad in enumerate(([0], {"id": 0}, True, 0.5, None, "", float("nan")), 1):
         path = _write_jsonl(tmp_path / f"bad{number}.jsonl", [{"text": "a", "label": 0}, {"text": "b", "label": bad}])

@@ -34,20 +34,18 @@ from __future__ import annotations
 
 import os
 import random
-import re
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
+from typing import Any, Iterable, Iterator, Optional, Sequence, Union
 
-import torch
 from torch import Tensor
 
 from minibert.checks import check_int
 from minibert.data.batches import collate
-from minibert.data.corpus import (Corpus, Document, DocumentFactory, document_factory, open_corpus,  # noqa: F401
-                                  documents_of_lines, pydoc_documents, read_documents, split_sentences,
-                                  text_to_document)
-from minibert.errors import InputError, InputTypeError
+from minibert.data.corpus import Corpus, Document, DocumentFactory
+# Re-exported: the pipeline's first stage lives in minibert.data.corpus; notebooks import them from here.
+from minibert.data.corpus import (document_factory, documents_of_lines, open_corpus, pydoc_documents,  # noqa: F401
+                                  read_documents, split_sentences, text_to_document)
+from minibert.errors import InputError
 
 TokenizedDocument = list[list[int]]  # token ids of each sentence
 

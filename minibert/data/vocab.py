@@ -49,8 +49,8 @@ TextOrPath = Union[str, os.PathLike]
 
 
 def _lines(texts_or_files: Union[TextOrPath, Iterable[TextOrPath]]) -> Iterator[str]:
-    """Strings are text; ``os.PathLike`` objects are files or folders of ``.txt`` files, read line by line;
-    the string ``"pydoc"`` alone means the ``pydoc_data.topics`` corpus."""
+    """Strings are text; ``os.PathLike`` objects are files or folders of ``.txt`` files, read line by line
+    (``minibert.data.corpus.read_lines``: UTF-8 text only)."""
     if isinstance(texts_or_files, (str, os.PathLike)):
         texts_or_files = [texts_or_files]
     for item in texts_or_files:
