@@ -386,3 +386,22 @@ def test_a_corpus_that_is_not_text_is_refused_naming_the_file(tmp_path, content,
         check_enough_documents(open_corpus(corpus), heldout_every=10)
     with pytest.raises(InputError, match=f"data.bin.*{problem}"):
         list(corpus_inputs([str(corpus)]))  # the vocabulary trainer reads through the same reader
+
+
+def test_epoch_batches_shard_reshuffle_and_resume_exactly():
+    from minibert.data.batches import EpochBatches
+
+    rows = [{"input_ids": [i], "labels": i} for i in range(11)]
+    ranks = [EpochBatches(rows, 2, seed=5, rank=r, world_size=2) for r in range(2)]
+    assert ranks[0].batches_per_epoch == 3  # 11 rows, 5 per rank (one sits the epoch out), batches of 2
+    epochs = []
+    for _ in range(2):
+        seen = [[i for _ in range(3) for i in next(stream)["labels"].tolist()] for stream in ranks]
+        assert len(seen[0]) == len(seen[1]) == 5 and not set(seen[0]) & set(seen[1])  # disjoint ranks
+        epochs.append(seen)
+    assert epochs[0] != epochs[1]  # a new order every epoch
+    resumed = EpochBatches(rows, 2, seed=5, rank=1, world_size=2)
+    resumed.load_state_dict(ranks[1].state_dict())
+    assert [next(resumed)["labels"].tolist() for _ in range(4)] == [next(ranks[1])["labels"].tolist() for _ in range(4)]
+    with pytest.raises(InputError, match="seed=5"):
+        EpochBatches(rows, 2, seed=6).load_state_dict(ranks[0].state_dict())
