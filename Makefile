@@ -25,6 +25,7 @@ test: setup
 	$(PY) -m pytest -n 2 -q
 
 bench: setup
+	$(PIP) install -c constraints.txt -e '.[test,bench]'
 	OMP_WAIT_POLICY=PASSIVE $(PY) -m benchmarks
 
 docs: setup

@@ -8,6 +8,7 @@
     minibert embed TEXT... [--checkpoint PATH] [--json]
     minibert info CHECKPOINT
     minibert convert SRC DST
+    minibert export-onnx CHECKPOINT OUT.onnx
 
 Two rules shape this file:
 
@@ -124,14 +125,19 @@ def _add_embed(parser: argparse.ArgumentParser) -> None:
                              'space-separated numbers per text, in the order given')
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1 or mps")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "int8"), default="fp32",
+                        help="inference precision; auto: bf16 where the CPU computes it natively "
+                             "(docs/benchmarks.md lists each mode's measured error)")
 
 
 def _run_embed(args: argparse.Namespace) -> None:
+    from minibert.fast.precision import set_precision
     from minibert.sentence import SentenceEncoder
 
     device = check_device(args.device)
     check_positive_int("--batch-size", args.batch_size)
     encoder = SentenceEncoder.from_pretrained(args.checkpoint).to(device)
+    set_precision(encoder.model, args.precision)  # after the move: "auto" decides for that device
     vectors = encoder.encode(list(args.texts), batch_size=args.batch_size)            # (n, c)
     if args.json:
         rows = [{"text": text, "embedding": [round(float(x), 7) for x in vector]}
@@ -241,6 +247,7 @@ COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     "info": ("summarise a checkpoint: config, parameter count, load report", _add_info, _run_info),
     "convert": ("load any supported checkpoint and save it as HF config.json + model.safetensors",
                 _add_convert, _run_convert),
+    "export-onnx": ("export a checkpoint to ONNX (dynamic batch and length)", *_delegate("export")),
 }
 
 

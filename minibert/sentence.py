@@ -35,6 +35,7 @@ from minibert.checks import check_bool, check_int, check_positive_int, read_json
 from minibert.errors import CheckpointError, ConfigError, InputError, InputTypeError
 from minibert.checkpoints.hub import DEFAULT_CHECKPOINT, resolve
 from minibert.model import BertModel
+from minibert.fast.precision import set_precision
 from minibert.progress import progress_bar
 
 # The pooling modes, in the order their outputs are concatenated when a config switches on several
@@ -203,7 +204,10 @@ class SentenceEncoder(nn.Module):
     """
 
     def __init__(self, model: BertModel, tokenizer: Any, pooling_modes: Sequence[str] = ("mean",),
-                 normalize: bool = False, max_seq_length: Optional[int] = None, do_lower_case: bool = False):
+                 normalize: bool = False, max_seq_length: Optional[int] = None, do_lower_case: bool = False,
+                 precision: Optional[str] = None):
+        """``precision`` ("auto", "fp32", "bf16", "int8"; see ``minibert.fast.precision``) converts the
+        model; None leaves it as it is."""
         super().__init__()
         if not isinstance(model, BertModel):
             raise InputTypeError(f"model must be a minibert.BertModel, got {type(model).__name__}")
@@ -223,12 +227,15 @@ class SentenceEncoder(nn.Module):
         self.normalize = bool(normalize)
         self.max_seq_length = max_seq_length
         self.do_lower_case = bool(do_lower_case)
+        if precision is not None:
+            set_precision(self.model, precision)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike = DEFAULT_CHECKPOINT,
+    def from_pretrained(cls, name_or_path: str | os.PathLike = DEFAULT_CHECKPOINT, precision: Optional[str] = None,
                         **model_kwargs: Any) -> "SentenceEncoder":
         """Load encoder, tokenizer and pooling settings from a local folder or a checkpoint name.
 
+        ``precision="auto"`` picks the fastest accurate mode for this machine (``minibert.fast.precision``).
         Extra keyword arguments go to ``BertModel.from_pretrained`` (e.g. ``dtype``).
         """
         from minibert.tokenizer import BertTokenizer  # imported here: the tokenizer is only needed for text input
@@ -242,7 +249,7 @@ class SentenceEncoder(nn.Module):
         model = BertModel.from_pretrained(folder, **model_kwargs)
         tokenizer = BertTokenizer.from_pretrained(folder)
         encoder = cls(model, tokenizer, settings.pooling_modes, settings.normalize,
-                      settings.max_seq_length, settings.do_lower_case)
+                      settings.max_seq_length, settings.do_lower_case, precision)
         encoder.name_or_path = str(name_or_path)
         return encoder.eval()
 
