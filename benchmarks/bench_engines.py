@@ -98,20 +98,18 @@ def torch_contenders(folder: Path, shape_mask: torch.Tensor) -> dict[str, Conten
                                            lambda o: o.last_hidden_state.float(), f"sdpa, {mode}")
     for mode in ("fp32", "bf16", "int8"):
         model = set_precision(minibert.BertModel.from_pretrained(folder), mode)
-        model.unpad = "auto"  # what SentenceEncoder uses: padded positions are not read by mean pooling
         with torch.inference_mode():
             path = _minibert_path(model, shape_mask)
-        out[f"minibert {mode}"] = ((lambda ids, mask, model=model: model(ids, mask)),
+        # unpad="auto", as SentenceEncoder runs it: mean pooling never reads padded positions.
+        out[f"minibert {mode}"] = ((lambda ids, mask, model=model: model(ids, mask, unpad="auto")),
                                    lambda o: o.last_hidden_state.float(), f"{path}, {precision_of(model)}")
     return out
 
 
 def _minibert_path(model, mask: torch.Tensor) -> str:
-    try:
-        from minibert.fast import explain
-    except ImportError:  # before minibert.fast.explain existed
-        return "-"
-    return explain(model, mask).path
+    from minibert.fast import explain
+
+    return explain(model, mask, unpad="auto").path
 
 
 def _export_transformers(folder: Path, path: Path) -> None:

@@ -35,6 +35,12 @@ def fp32_pooled(minilm_dir, pydoc_batch):
     return pooled(minibert.BertModel.from_pretrained(minilm_dir), *pydoc_batch)
 
 
+@pytest.fixture(scope="module")
+def converted(minilm_dir):
+    """MiniLM in each reduced mode, built once for the tests below (they do not modify it)."""
+    return {mode: set_precision(minibert.BertModel.from_pretrained(minilm_dir), mode) for mode in ("bf16", "int8")}
+
+
 def pooled(model, ids, mask) -> torch.Tensor:
     with torch.inference_mode():
         hidden = model(ids, mask).last_hidden_state.float()       # (b, t, c)
@@ -44,16 +50,16 @@ def pooled(model, ids, mask) -> torch.Tensor:
 
 # ------------------------------------------------------------------------------------- the switch
 @pytest.mark.parametrize("mode, least_cosine", [("bf16", 0.999), ("int8", 0.995)])
-def test_pooled_embeddings_stay_within_the_stated_error(minilm_dir, pydoc_batch, fp32_pooled, mode, least_cosine):
-    model = set_precision(minibert.BertModel.from_pretrained(minilm_dir), mode)
+def test_pooled_embeddings_stay_within_the_stated_error(converted, pydoc_batch, fp32_pooled, mode, least_cosine):
+    model = converted[mode]
     assert precision_of(model) == mode
     cosine = F.cosine_similarity(pooled(model, *pydoc_batch), fp32_pooled)
     assert cosine.min() >= least_cosine
     assert cosine.min() < 1 - 1e-6  # the mode really changed the arithmetic
 
 
-def test_int8_replaces_the_encoder_linears_and_keeps_the_rest_float(minilm_dir):
-    model = set_precision(minibert.BertModel.from_pretrained(minilm_dir), "int8")
+def test_int8_replaces_the_encoder_linears_and_keeps_the_rest_float(converted):
+    model = converted["int8"]
     layer = model.layers[0]
     for linear in (layer.attn.qkv, layer.attn.out, layer.ffn.up, layer.ffn.down, model.pooler.dense):
         assert isinstance(linear, Int8Linear) and linear.weight_t.dtype == torch.int8
@@ -88,14 +94,13 @@ def test_auto_takes_bf16_only_where_the_cpu_computes_it(monkeypatch):
     assert resolve_precision("int8", "cpu") == "int8"  # explicit modes are taken as given
 
 
-def test_bad_precisions_are_named(minilm_dir):
+def test_bad_precisions_are_named(converted):
     with pytest.raises(InputError, match="'fp16'"):
         resolve_precision("fp16")
     with pytest.raises(InputTypeError, match="list"):
         set_precision([], "fp32")
-    model = set_precision(minibert.BertModel.from_pretrained(minilm_dir), "int8")
     with pytest.raises(InputError, match="load the checkpoint again"):
-        set_precision(model, "fp32")
+        set_precision(converted["int8"], "fp32")  # refused before anything changes
 
 
 def test_sentence_encoder_and_embed_take_a_precision(minilm_dir, capsys):

@@ -11,7 +11,9 @@ as the element-wise work itself. ``block_in_place`` computes the same block:
 * the activation runs in place in ``scratch``.
 
 It reads the block's ``nn.Linear`` weights directly instead of calling the modules, so it is only
-taken where that is the same thing (``fast.plan.decide``): inference, plain layers, no hooks.
+taken where that is the same thing (``fast.plan.decide``): inference, plain layers, no hooks. On a
+CPU in float32 or bfloat16 the same block runs through oneDNN instead (``fast/onednn.py``: bias,
+activation and residual fused into the matmuls; MKL's sgemm is several times slower on AMD CPUs).
 ``tests/test_fast_paths.py`` holds it equal to the reference block.
 """
 
@@ -23,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from minibert.attention import Kernel
+from minibert.fast import onednn
 
 # The activations that can run in place, by exact type (a subclass could compute something else).
 IN_PLACE_ACTIVATIONS = (nn.GELU, nn.ReLU, nn.SiLU)
@@ -42,6 +45,8 @@ def block_in_place(block: nn.Module, hidden: Tensor, scratch: Tensor, bias: Opti
     """One ``EncoderBlock`` for inference (no autograd, no dropout); ``hidden`` (b, t, c) or (n, c) is
     overwritten, so the caller passes its own intermediate tensor. Returns the block's output, equal to
     ``forward``'s up to float rounding (each bias is added after the residual instead of before)."""
+    if onednn.usable(hidden):
+        return onednn.block(block, hidden, bias, kernel)
     attn, ffn = block.attn, block.ffn
     c = hidden.shape[-1]
     rows = hidden.view(-1, c)                                                   # (n, c)

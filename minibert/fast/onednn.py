@@ -37,8 +37,10 @@ LINEAR = _linear_pointwise()
 
 
 def usable(hidden: Tensor) -> bool:
-    """Whether ``block`` can run on ``hidden``: CPU, float32 or bfloat16, and oneDNN's linear is present."""
-    return LINEAR is not None and hidden.device.type == "cpu" and hidden.dtype in (torch.float32, torch.bfloat16)
+    """Whether ``block`` can run on ``hidden``: CPU, float32 or bfloat16, oneDNN's linear present, and
+    not inside ``torch.compile`` (Inductor picks its own kernels, oneDNN's among them)."""
+    return (LINEAR is not None and hidden.device.type == "cpu" and hidden.dtype in (torch.float32, torch.bfloat16)
+            and not getattr(torch.compiler, "is_compiling", lambda: False)())
 
 
 def linear(x: Tensor, layer: nn.Linear, act: Optional[nn.Module] = None) -> Tensor:
