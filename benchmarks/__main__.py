@@ -1,8 +1,8 @@
 """Run every benchmark: ``OMP_WAIT_POLICY=PASSIVE python -m benchmarks [--quick]``.
 
 Each section prints a Markdown table (with the header: versions, threads, OpenMP policy, load) and
-writes JSON under ``benchmarks/results/``. The budgets keep the whole run under 10 minutes on a
-2-core CPU; ``--quick`` shrinks them for a smoke run.
+writes JSON under ``benchmarks/results/``. The budgets keep the whole run near 15 minutes on a
+2-core CPU (the engines comparison is about a third of it); ``--quick`` shrinks them for a smoke run.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from . import bench_encoder, bench_gpu, bench_load, bench_padded, bench_pretrain
+from . import bench_encoder, bench_engines, bench_gpu, bench_load, bench_padded, bench_pretrain
 
 
 def main() -> None:
@@ -24,6 +24,10 @@ def main() -> None:
     torch.set_num_threads(torch.get_num_threads())  # the default (one per core), recorded in each header
     start = time.perf_counter()
     bench_encoder.run(budget_s=120 * scale)
+    if importlib.util.find_spec("onnxruntime") or importlib.util.find_spec("ctranslate2"):
+        bench_engines.run(budget_s=240 * scale)
+    else:
+        print("note: neither onnxruntime nor ctranslate2 is installed (make bench installs them); engines skipped")
     bench_padded.run(budget_s=60 * scale)
     bench_pretrain.run(budget_s=60 * scale)
     bench_load.run(rounds=3 if args.quick else 7)

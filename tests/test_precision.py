@@ -85,6 +85,11 @@ def test_heads_take_every_mode_and_keep_tied_or_tiny_linears_float():
             assert type(model.classifier) is nn.Linear
 
 
+def test_from_pretrained_takes_a_precision(minilm_dir):
+    model = minibert.BertForSequenceClassification.from_pretrained(minilm_dir, precision="int8", num_labels=2)
+    assert precision_of(model) == "int8" and isinstance(model.bert.layers[0].ffn.up, Int8Linear)
+
+
 def test_auto_takes_bf16_only_where_the_cpu_computes_it(monkeypatch):
     for flags, expected in (({"avx512_bf16": True}, "bf16"), ({"amx_bf16": True}, "bf16"),
                             ({"avx512_vnni": True, "avx2": True}, "fp32"), ({}, "fp32")):
