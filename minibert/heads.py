@@ -39,9 +39,11 @@ class MaskedLMHead(nn.Module):
 
     def forward(self, hidden: Tensor) -> Tensor:
         hidden = self.norm(self.act(self.transform(hidden)))  # (..., c)
-        # The bias goes in with the matmul (addmm's C = bias + hidden Wᵀ): one pass over the
-        # (..., v) logits, the largest tensor of pre-training, instead of a second one to add it.
-        return F.linear(hidden, self.decoder.weight, self.bias)  # (..., v)
+        if type(self.decoder) is nn.Linear:
+            # The bias goes in with the matmul (addmm's C = bias + hidden Wᵀ): one pass over the
+            # (..., v) logits, the largest tensor of pre-training, instead of a second one to add it.
+            return F.linear(hidden, self.decoder.weight, self.bias)  # (..., v)
+        return self.decoder(hidden) + self.bias  # a quantized or wrapped decoder computes its own weight
 
 
 def _mlm_loss(logits: Tensor, labels: Tensor) -> Tensor:
