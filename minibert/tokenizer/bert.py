@@ -19,7 +19,7 @@ from minibert.tokenizer.encoding import (
     check_inputs,
     resolve_options,
 )
-from minibert.tokenizer.fast import FastTokenizer
+from minibert.tokenizer.fast import IDS, FastTokenizer
 from minibert.tokenizer.files import (
     SPECIAL_NAMES,
     check_bool,
@@ -253,13 +253,18 @@ class BertTokenizer:
         """
         texts, pairs, batched = check_inputs(text, text_pair)
         chosen = self._options(pairs is not None, options)
-        encode = self._fast.ids_and_offsets if "offset_mapping" in chosen.columns else self._ids_only
+        fast, with_offsets = self._fast, "offset_mapping" in chosen.columns
+        cls_id, sep_id = self.cls_token_id, self.sep_token_id
         rows = []
         for i, first in enumerate(texts):
-            ids, offsets = encode(first)
-            pair_ids, pair_offsets = (None, None) if pairs is None else encode(pairs[i])
-            rows.append(build_row(ids, pair_ids, offsets, pair_offsets, chosen, self.cls_token_id,
-                                  self.sep_token_id, i if batched else None))
+            second = None if pairs is None else pairs[i]
+            if with_offsets:
+                ids, offsets = fast.ids_and_offsets(first)
+                pair_ids, pair_offsets = (None, None) if second is None else fast.ids_and_offsets(second)
+            else:
+                ids, offsets = fast.collect(first, IDS), None
+                pair_ids, pair_offsets = (None if second is None else fast.collect(second, IDS)), None
+            rows.append(build_row(ids, pair_ids, offsets, pair_offsets, chosen, cls_id, sep_id, i if batched else None))
         return assemble(rows, chosen, batched, self.pad_token_id)
 
     def _options(self, pairs: bool, options: dict) -> EncodingOptions:
@@ -283,9 +288,6 @@ class BertTokenizer:
                 self._resolved.clear()
             self._resolved[key] = chosen
         return chosen
-
-    def _ids_only(self, text: str) -> Tuple[List[int], None]:
-        return self._fast.ids(text), None
 
     # -- decoding -------------------------------------------------------------------------------
 

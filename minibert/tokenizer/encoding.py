@@ -201,38 +201,51 @@ def truncation_plan(len_a: int, len_b: Optional[int], excess: int, mode: str, wh
     return (excess, 0) if mode == "only_first" else (0, excess)
 
 
+def _truncate(ids, pair_ids, offsets, pair_offsets, options: EncodingOptions, index: Optional[int]):
+    """``ids, pair_ids, offsets, pair_offsets`` cut to fit ``options.limit`` with the special tokens."""
+    pair = pair_ids is not None
+    n_special = (3 if pair else 2) if options.add_special_tokens else 0
+    excess = len(ids) + (len(pair_ids) if pair else 0) + n_special - options.limit
+    if excess <= 0:
+        return ids, pair_ids, offsets, pair_offsets
+    where = "the text" if index is None else f"text[{index}]"
+    cut_a, cut_b = truncation_plan(len(ids), len(pair_ids) if pair else None, excess, options.truncation, where)
+    if cut_a:
+        ids = ids[:-cut_a]
+        offsets = offsets[:-cut_a] if offsets is not None else None
+    if cut_b:
+        pair_ids = pair_ids[:-cut_b]
+        pair_offsets = pair_offsets[:-cut_b] if pair_offsets is not None else None
+    return ids, pair_ids, offsets, pair_offsets
+
+
+def _lay_out(first: list, second: Optional[list], cls, sep, add_special: bool) -> list:
+    """One column of one example: ``cls first sep`` (then ``second sep``), or the bare concatenation."""
+    if not add_special:
+        return first + (second or [])
+    column = [cls, *first, sep]
+    if second is not None:
+        column += [*second, sep]
+    return column
+
+
 def build_row(ids: List[int], pair_ids: Optional[List[int]], offsets: Optional[List[Span]],
               pair_offsets: Optional[List[Span]], options: EncodingOptions, cls_id: int, sep_id: int,
               index: Optional[int]) -> dict:
     """Truncate, add the special tokens, and produce every column for one example (``index``: its place in the batch)."""
-    pair = pair_ids is not None
-    n_special = (3 if pair else 2) if options.add_special_tokens else 0
-    total = len(ids) + (len(pair_ids) if pair else 0) + n_special
-    if options.truncation is not None and options.limit and total > options.limit:
-        where = "the text" if index is None else f"text[{index}]"
-        cut_a, cut_b = truncation_plan(len(ids), len(pair_ids) if pair else None, total - options.limit,
-                                       options.truncation, where)
-        if cut_a:
-            ids = ids[:-cut_a]
-            offsets = offsets[:-cut_a] if offsets is not None else None
-        if cut_b:
-            pair_ids = pair_ids[:-cut_b]
-            pair_offsets = pair_offsets[:-cut_b] if pair_offsets is not None else None
-    na, nb = len(ids), len(pair_ids) if pair else 0
-    none = [(0, 0)]
-    if not options.add_special_tokens:  # token types are all 0 then, as in transformers
-        row = {"input_ids": ids + (pair_ids or []), "token_type_ids": [0] * (na + nb),
-               "special_tokens_mask": [0] * (na + nb), "offset_mapping": (offsets or []) + (pair_offsets or [])}
-    elif not pair:  # [CLS] A [SEP]
-        row = {"input_ids": [cls_id, *ids, sep_id], "token_type_ids": [0] * (na + 2),
-               "special_tokens_mask": [1] + [0] * na + [1], "offset_mapping": none + (offsets or []) + none}
-    else:  # [CLS] A [SEP] B [SEP], types 0 up to the first [SEP], 1 after
-        row = {"input_ids": [cls_id, *ids, sep_id, *pair_ids, sep_id], "token_type_ids": [0] * (na + 2) + [1] * (nb + 1),
-               "special_tokens_mask": [1] + [0] * na + [1] + [0] * nb + [1],
-               "offset_mapping": none + (offsets or []) + none + (pair_offsets or []) + none}
-    row["attention_mask"] = [1] * len(row["input_ids"])
-    if offsets is None:
-        del row["offset_mapping"]
+    if options.truncation is not None and options.limit:
+        ids, pair_ids, offsets, pair_offsets = _truncate(ids, pair_ids, offsets, pair_offsets, options, index)
+    add = options.add_special_tokens
+    row = {"input_ids": _lay_out(ids, pair_ids, cls_id, sep_id, add)}
+    n = len(row["input_ids"])
+    n_first = len(ids) + 2 if add else n  # [CLS] A [SEP] has type 0, B [SEP] type 1 (all 0 without specials)
+    row["token_type_ids"] = [0] * n_first + [1] * (n - n_first)
+    row["attention_mask"] = [1] * n
+    if "special_tokens_mask" in options.columns:
+        zeros_b = None if pair_ids is None else [0] * len(pair_ids)
+        row["special_tokens_mask"] = _lay_out([0] * len(ids), zeros_b, 1, 1, add)
+    if offsets is not None:
+        row["offset_mapping"] = _lay_out(offsets, pair_offsets, (0, 0), (0, 0), add)
     if options.warn_above is not None and len(row["input_ids"]) > options.warn_above:
         warnings.warn(f"sequence of {len(row['input_ids'])} tokens is longer than model_max_length="
                       f"{options.warn_above}; the model cannot take it as is (pass truncation=True to cut it)",
@@ -327,8 +340,7 @@ def assemble(rows: List[dict], options: EncodingOptions, batched: bool, pad_id: 
             _pad(row, target, options.padding_side, pad_id)
     out = BatchEncoding()
     for name in options.columns:
-        column = [row[name] for row in rows]
-        out[name] = column if batched else column[0]
+        out[name] = [row[name] for row in rows] if batched else rows[0][name]
     if options.return_length:
         lengths = [len(row["input_ids"]) for row in rows]
         out["length"] = lengths if batched else lengths[0]

@@ -30,6 +30,7 @@ from minibert.tokenizer.rules import (
 __all__ = ["FastTokenizer", "CachedBasicTokenizer", "SEPARATORS", "WORD_PATTERNS", "find_words", "ascii_basic_tokens"]
 
 Entry = Tuple[Tuple[str, ...], Tuple[int, ...], Tuple[Span, ...]]  # (tokens, ids, spans in the word)
+TOKENS, IDS = 0, 1  # the fields of an Entry that FastTokenizer.collect gathers
 
 #: The characters that end a word (``rules.is_separator`` of the characters cleaning keeps): the
 #: ``Zs`` spaces, tab, newline, carriage return, and U+2028/U+2029. A test compares this list with
@@ -147,12 +148,12 @@ class FastTokenizer(TokenizerRules):
         if found is not None:
             return found
         pieces = self.word_pieces(word)
-        get, unk = self.vocab.get, self.unk_id
-        found = (
-            tuple(p for p, _, _ in pieces),
-            tuple(get(p, unk) for p, _, _ in pieces),
-            tuple((s, e) for _, s, e in pieces),
-        )
+        if pieces:
+            tokens, starts, ends = zip(*pieces)
+            get, unk = self.vocab.get, self.unk_id
+            found = (tokens, tuple([get(token, unk) for token in tokens]), tuple(zip(starts, ends)))
+        else:  # nothing left after cleaning (a lone accent, a control character)
+            found = ((), (), ())
         if len(word) <= self.cache_max_word:
             if len(self.cache) >= self.cache_size:
                 self.cache.clear()
@@ -176,12 +177,15 @@ class FastTokenizer(TokenizerRules):
             out.append((at, len(text), False))
         return out
 
-    def _collect(self, text: str, field: int) -> list:
-        """Field ``field`` (0 tokens, 1 ids) of every entry of ``text``, concatenated: the hot loop."""
+    def collect(self, text: str, field: int) -> list:
+        """Field ``field`` (:data:`TOKENS` or :data:`IDS`) of every entry of ``text``, concatenated: the hot loop."""
         out: list = []
         cache, entry, pattern = self.cache, self.entry, self.word_pattern
-        for start, end, special in self.segments(text):
-            part = text[start:end]
+        if self.special_pattern.search(text) is None:  # the usual case: no special token typed
+            parts: Sequence[Tuple[str, bool]] = ((text, False),)
+        else:
+            parts = [(text[start:end], special) for start, end, special in self.segments(text)]
+        for part, special in parts:
             if special:
                 out += self.special_entries[part][field]
                 continue
@@ -192,11 +196,11 @@ class FastTokenizer(TokenizerRules):
 
     def tokens(self, text: str) -> List[str]:
         """The WordPiece tokens of ``text``."""
-        return self._collect(text, 0)
+        return self.collect(text, TOKENS)
 
     def ids(self, text: str) -> List[int]:
         """The token ids of ``text``."""
-        return self._collect(text, 1)
+        return self.collect(text, IDS)
 
     def _entries(self, text: str) -> Iterator[Tuple[int, Entry]]:
         """``(where, entry)`` for each special token and word of ``text``, ``where`` its position."""

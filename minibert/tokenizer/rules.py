@@ -383,7 +383,7 @@ class TokenizerRules:
         out: List[Piece] = []
         for token, starts, ends in self.basic_tokens(word):
             pieces = (token,) if token in self.basic.never_split else self.wordpiece.split(token)
-            if pieces == (self.wordpiece.unk_token,):  # [UNK] stands for the whole token
+            if len(pieces) == 1:  # the whole token, or the [UNK] that stands for all of it
                 out.append((pieces[0], starts[0], ends[-1]))
                 continue
             at = 0
