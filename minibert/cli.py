@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from minibert import __version__
-from minibert.checks import check_device, check_positive_int
+from minibert.checks import check_device, check_positive_int, read_json
 from minibert.errors import CheckpointError, InputError, MinibertError
 from minibert.checkpoints.hub import DEFAULT_CHECKPOINT
 
@@ -65,10 +65,10 @@ def _declared_architecture(folder: Path) -> tuple[Optional[str], str]:
     """(architecture named by the checkpoint or None, where the answer came from)."""
     config_path = folder / "config.json"
     if config_path.is_file():
-        try:
-            names = json.loads(config_path.read_text(encoding="utf-8")).get("architectures") or []
-        except (UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
-            raise CheckpointError(f"{config_path} is not a valid JSON config: {exc}") from None
+        values = read_json(config_path)
+        names = values.get("architectures") if isinstance(values, dict) else None
+        if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
+            raise CheckpointError(f"{config_path}: architectures must be a list of class names, got {names!r}")
         return (names[0], "config.json") if names else (None, "config.json names no architecture")
     if (folder / "bert_config.json").is_file():
         # Google's TF releases hold the pre-training heads (MLM + NSP) next to the encoder.

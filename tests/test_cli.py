@@ -222,3 +222,23 @@ def test_unexpected_errors_are_one_line_too_and_debug_shows_the_traceback(capsys
                    "with --debug for the traceback)\n")
     with pytest.raises(RuntimeError, match="shape mismatch"):
         cli.main(["info", "x", "--debug"])
+
+
+@pytest.mark.parametrize("config_text, fragment", [
+    ('{"architectures": "BertModel"}', "architectures must be a list of class names"),
+    ("[" * 100_000, "nests JSON arrays/objects too deeply"),
+])
+def test_hostile_config_json_is_one_line(tmp_path, capsys, config_text, fragment):
+    (tmp_path / "config.json").write_text(config_text)
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    assert cli.main(["info", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and fragment in err
+
+
+def test_google_config_nested_too_deeply_is_a_checkpoint_error(tmp_path):
+    from minibert.checkpoints.tf import read_google_config
+
+    (tmp_path / "bert_config.json").write_text("[" * 100_000)
+    with pytest.raises(minibert.CheckpointError, match="bert_config.json: cannot read it as JSON"):
+        read_google_config(tmp_path)

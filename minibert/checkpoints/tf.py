@@ -826,8 +826,9 @@ def read_google_config(path) -> dict:
     except FileNotFoundError as exc:
         raise CheckpointNotFoundError(f"{file}: no bert_config.json here; Google's BERT zips ship one "
                                       f"next to bert_model.ckpt.index.") from exc
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{file}: cannot read it as JSON ({exc}); fix or replace the file.") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise CheckpointError(f"{file}: cannot read it as JSON ({exc or 'nested too deeply'}); fix or replace "
+                              "the file.") from None
     if not isinstance(raw, dict):
         raise CheckpointError(f"{file}: expected a JSON object of BERT settings, found {type(raw).__name__}.")
     config = dict(raw)
