@@ -7,6 +7,8 @@ import shutil
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import torch
 import transformers
 from safetensors.torch import load_file, save_file
@@ -177,3 +179,15 @@ def test_google_tf_checkpoint_folder_loads_and_matches_tensorflow():
                                atol=1e-5, rtol=1e-5)
     mlm = torch.from_numpy(ref["mlm_logits"]).double()
     torch.testing.assert_close(out.prediction_logits[real], mlm[real], atol=1e-5, rtol=1e-5)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=40) | st.sampled_from(["x" * 5000, "~nouser_xyz/model", "a\x00b", "../" * 50, "~"])
+       | st.binary(max_size=8))
+def test_any_name_resolves_or_is_a_clear_error(name):
+    from minibert.checkpoints.hub import resolve
+
+    try:
+        resolve(name)
+    except minibert.MinibertError as exc:
+        assert isinstance(exc, (ValueError, TypeError)) and str(exc)

