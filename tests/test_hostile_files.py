@@ -279,3 +279,18 @@ def test_fuzzed_tensor_values_and_dtypes_load_finite_or_fail_cleanly(tmp_path_fa
     # What loads is finite in the dtype it was loaded in (a finite but huge value, 1e154 in float64,
     # may still overflow in the forward: loading bounds no magnitudes, real checkpoints vary too much).
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+@pytest.mark.parametrize("index", [[1], {"weight_map": ["a"]}, {"weight_map": {"x": 5}}, {"weight_map": {"x": None}},
+                                   {"no_map": {}}, "[" * 100_000])
+def test_hostile_shard_index_is_a_checkpoint_error(tmp_path, good_dir, index):
+    (tmp_path / "config.json").write_text((good_dir / "config.json").read_text())
+    text = index if isinstance(index, str) else json.dumps(index)
+    (tmp_path / "model.safetensors.index.json").write_text(text)
+    with pytest.raises(CheckpointError, match="model.safetensors.index.json"):
+        minibert.BertModel.from_pretrained(tmp_path)
+
+
+def test_config_argument_of_the_wrong_type_is_a_type_error(good_dir):
+    with pytest.raises(minibert.InputTypeError, match="config must be a minibert BertConfig or None, got dict"):
+        minibert.BertModel.from_pretrained(good_dir, config={"hidden_size": 8})

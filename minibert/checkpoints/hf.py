@@ -12,7 +12,6 @@ Files are read without executing anything: safetensors, or ``torch.load(..., wei
 from __future__ import annotations
 
 import collections
-import json
 import os
 import re
 import tempfile
@@ -23,6 +22,7 @@ from typing import Any, Optional
 import torch
 from torch import Tensor
 
+from minibert.checks import read_json
 from minibert.config import BertConfig
 from minibert.errors import CheckpointError, ConfigError, InputTypeError
 from minibert.checkpoints.hub import resolve
@@ -144,11 +144,12 @@ def _read_torch_bin(path: Path) -> dict[str, Tensor]:
 
 
 def _read_sharded(index: Path) -> dict[str, Tensor]:
-    try:
-        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-        shards = sorted(set(weight_map.values()))
-    except Exception as exc:
-        raise CheckpointError(f"{index} is not a valid shard index (expected JSON with a 'weight_map'): {exc}") from None
+    values = read_json(index)
+    weight_map = values.get("weight_map") if isinstance(values, dict) else None
+    if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+        raise CheckpointError(f"{index} is not a valid shard index (expected a JSON object whose 'weight_map' "
+                              "maps tensor names to shard file names)")
+    shards = sorted(set(weight_map.values()))
     state: dict[str, Tensor] = {}
     for shard in shards:
         shard_path = (index.parent / shard)
@@ -359,6 +360,8 @@ def load(cls, name_or_path: str | os.PathLike, *, config: Optional[BertConfig] =
     if unknown:
         raise InputTypeError(f"{cls.__name__}.from_pretrained got unknown keyword argument(s) {unknown}; "
                         "config fields (e.g. num_labels) may be overridden")
+    if config is not None and not isinstance(config, BertConfig):
+        raise InputTypeError(f"config must be a minibert BertConfig or None, got {type(config).__name__}")
     path = resolve(name_or_path)
     folder = path if path.is_dir() else path.parent
     weights = find_weights(folder) if path.is_dir() or path.name.endswith("config.json") else path
