@@ -32,7 +32,7 @@ def _as_tensor(name: str, value, device: Optional[torch.device] = None) -> Tenso
     return value
 
 
-def _check_ids(name: str, ids: Tensor, upper: int, shape: tuple[int, ...], bound_name: str,
+def _check_ids(name: str, ids: Tensor, upper: int, shape: tuple[int, ...], bound_name: Optional[str],
                device: Optional[torch.device] = None, ignored: Optional[int] = None) -> Tensor:
     """Integer ids of ``shape`` in [0, upper); ``ignored`` (-100 for labels) may appear too."""
     ids = _as_tensor(name, ids, device)
@@ -49,7 +49,8 @@ def _check_ids(name: str, ids: Tensor, upper: int, shape: tuple[int, ...], bound
         if lo < 0 or hi >= upper:
             bad = lo if lo < 0 else hi
             also = "" if ignored is None else f" and not {ignored} (ignored)"
-            raise InputError(f"{name} contains {bad}, outside [0, {bound_name}={upper}){also}")
+            bound = f"{bound_name}={upper}" if bound_name else upper
+            raise InputError(f"{name} contains {bad}, outside [0, {bound}){also}")
     return ids
 
 
@@ -130,7 +131,7 @@ def _one_per_row(name: str, labels: Tensor, b: int) -> Tensor:
 
 
 def check_class_labels(name: str, labels: Tensor, input_ids: Tensor, num_classes: int,
-                       per_token: bool = False, bound_name: str = "num_labels") -> Tensor:
+                       per_token: bool = False, bound_name: Optional[str] = "num_labels") -> Tensor:
     """Class ids, one per sequence (b,) or per token (b, t), in [0, num_classes) or -100 (ignored)."""
     shape = _batch_shape(input_ids, 2)
     labels = _as_tensor(name, labels, input_ids.device)
