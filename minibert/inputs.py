@@ -135,8 +135,6 @@ def check_class_labels(name: str, labels: Tensor, input_ids: Tensor, num_classes
     """Class ids, one per sequence (b,) or per token (b, t), in [0, num_classes) or -100 (ignored)."""
     shape = _batch_shape(input_ids, 2)
     labels = _as_tensor(name, labels, input_ids.device)
-    if labels.dtype not in _INT_DTYPES:
-        raise InputTypeError(f"{name} must be an integer tensor of class ids, got dtype {labels.dtype}")
     if not per_token:
         labels = _one_per_row(name, labels, shape[0])
     expected = shape if per_token else shape[:1]
@@ -147,8 +145,6 @@ def check_choice_labels(labels: Tensor, input_ids: Tensor) -> Tensor:
     """Multiple choice: the index of the right choice, (b,) in [0, n_choices)."""
     b, n, _ = _batch_shape(input_ids, 3)
     labels = _as_tensor("labels", labels, input_ids.device)
-    if labels.dtype not in _INT_DTYPES:
-        raise InputTypeError(f"labels must be an integer tensor of choice indices, got dtype {labels.dtype}")
     return _check_ids("labels", _one_per_row("labels", labels, b), n, (b,), "n_choices", input_ids.device,
                       ignored=IGNORE_INDEX)
 

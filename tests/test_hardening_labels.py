@@ -88,7 +88,7 @@ def test_bad_labels_are_named_before_the_encoder_runs(name, config, labels, erro
 
 @pytest.mark.parametrize("labels, inputs, error, match", [
     (torch.tensor([0, 3]), {}, InputError, r"labels contains 3, outside \[0, n_choices=3\)"),
-    (torch.tensor([0.0, 1.0]), {}, InputTypeError, r"labels must be an integer tensor of choice indices"),
+    (torch.tensor([0.0, 1.0]), {}, InputTypeError, r"labels must be an integer tensor, got dtype torch.float32"),
     (torch.tensor([[0], [1], [2]]), {}, InputError, r"labels has shape \(3, 1\), expected \(2,\)"),
     (None, dict(attention_mask=torch.ones(B, 2, T)), InputError,
      r"attention_mask has shape \(2, 2, 5\), expected \(2, 3, 5\)"),
