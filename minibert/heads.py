@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from minibert.config import BertConfig
-from minibert.errors import InputError
+from minibert.inputs import (check_choice_inputs, check_choice_labels, check_class_labels, check_sequence_labels,
+                             check_span_positions, problem_type)
 from minibert.fast import UnpadMode
 from minibert.model import BertModel, BertPreTrainedModel, activation
 from minibert.outputs import (BaseModelOutput, MaskedLMOutput, MultipleChoiceOutput, NextSentencePredictorOutput,
@@ -60,15 +61,6 @@ def classifier_dropout(config: BertConfig) -> nn.Dropout:
     return nn.Dropout(p)
 
 
-def _check_labels(name: str, labels: Optional[Tensor], upper: int) -> None:
-    """Class ids in [0, upper) or -100 (ignored); checked before the encoder runs, not after."""
-    if labels is None:
-        return
-    valid = (labels == -100) | ((labels >= 0) & (labels < upper))
-    if not bool(valid.all()):
-        raise InputError(f"{name} contains {labels[~valid][0].item()}, outside [0, {upper}) and not -100")
-
-
 class BertHeadModel(BertPreTrainedModel):
     """What every head model shares: the encoder under ``bert`` (transformers' name, so checkpoints
     match), built without its own initialisation: the head model draws every weight once, at the end
@@ -106,8 +98,9 @@ class BertForPreTraining(BertHeadModel):
                 output_attentions: bool = False, output_hidden_states: bool = False,
                 sparse_mlm: bool = False, return_dict: Optional[bool] = None,
                 unpad: UnpadMode = False) -> PreTrainingOutput:
-        _check_labels("labels", labels, self.config.vocab_size)
-        _check_labels("next_sentence_label", next_sentence_label, 2)
+        labels = check_class_labels("labels", labels, input_ids, self.config.vocab_size, True, "vocab_size")
+        next_sentence_label = check_class_labels("next_sentence_label", next_sentence_label, input_ids, 2,
+                                                 bound_name=None)
         enc = self.encode(input_ids, attention_mask, token_type_ids, position_ids,
                           output_attentions, output_hidden_states, unpad)
         hidden = enc.last_hidden_state                                       # (b, t, c)
@@ -142,7 +135,7 @@ class BertForMaskedLM(BertHeadModel):
                 labels: Optional[Tensor] = None, output_attentions: bool = False,
                 output_hidden_states: bool = False, return_dict: Optional[bool] = None,
                 unpad: UnpadMode = False) -> MaskedLMOutput:
-        _check_labels("labels", labels, self.config.vocab_size)
+        labels = check_class_labels("labels", labels, input_ids, self.config.vocab_size, True, "vocab_size")
         enc = self.encode(input_ids, attention_mask, token_type_ids, position_ids,
                           output_attentions, output_hidden_states, unpad)
         logits = self.mlm(enc.last_hidden_state)  # (b, t, v)
@@ -165,7 +158,7 @@ class BertForNextSentencePrediction(BertHeadModel):
                 labels: Optional[Tensor] = None, output_attentions: bool = False,
                 output_hidden_states: bool = False, return_dict: Optional[bool] = None,
                 unpad: UnpadMode = "auto") -> NextSentencePredictorOutput:
-        _check_labels("labels", labels, 2)
+        labels = check_class_labels("labels", labels, input_ids, 2, bound_name=None)
         enc = self.encode(input_ids, attention_mask, token_type_ids, position_ids,
                           output_attentions, output_hidden_states, unpad)
         logits = self.nsp(enc.pooler_output)  # (b, 2)
@@ -177,28 +170,13 @@ class BertForNextSentencePrediction(BertHeadModel):
 
 
 def classification_loss(config: BertConfig, logits: Tensor, labels: Tensor) -> Tensor:
-    """The loss transformers picks: regression for one label, cross-entropy for integer labels,
-    binary cross-entropy (multi-label) for float labels — unless ``config.problem_type`` says which."""
-    n = config.num_labels
-    problem = config.problem_type
-    if problem is None:
-        if n == 1:
-            problem = "regression"
-        elif labels.dtype in (torch.long, torch.int):
-            problem = "single_label_classification"
-        else:
-            problem = "multi_label_classification"
+    """The loss transformers picks (``inputs.problem_type``) for labels ``check_sequence_labels`` has
+    checked: mean squared error, cross-entropy, or binary cross-entropy (multi-label)."""
+    problem = problem_type(config, labels)
     if problem == "regression":
-        if n == 1:
-            return F.mse_loss(logits.squeeze(), labels.squeeze().to(logits.dtype))
-        return F.mse_loss(logits, labels.to(logits.dtype))
+        return F.mse_loss(logits.reshape(labels.shape), labels.to(logits.dtype))  # (b,) or (b, n)
     if problem == "single_label_classification":
-        if labels.is_floating_point():
-            raise InputError(f"labels must be integer class ids for single-label classification, got {labels.dtype}")
-        _check_labels("labels", labels, n)
-        return F.cross_entropy(logits.reshape(-1, n), labels.reshape(-1))
-    if tuple(labels.shape) != tuple(logits.shape):
-        raise InputError(f"multi-label labels must have shape {tuple(logits.shape)}, got {tuple(labels.shape)}")
+        return F.cross_entropy(logits, labels)
     return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
 
 
@@ -217,6 +195,7 @@ class BertForSequenceClassification(BertHeadModel):
                 labels: Optional[Tensor] = None, output_attentions: bool = False,
                 output_hidden_states: bool = False, return_dict: Optional[bool] = None,
                 unpad: UnpadMode = "auto") -> SequenceClassifierOutput:
+        labels = check_sequence_labels(self.config, labels, input_ids)
         enc = self.encode(input_ids, attention_mask, token_type_ids, position_ids,
                           output_attentions, output_hidden_states, unpad)
         logits = self.classifier(self.dropout(enc.pooler_output))  # (b, num_labels)
@@ -240,7 +219,7 @@ class BertForTokenClassification(BertHeadModel):
                 labels: Optional[Tensor] = None, output_attentions: bool = False,
                 output_hidden_states: bool = False, return_dict: Optional[bool] = None,
                 unpad: UnpadMode = False) -> TokenClassifierOutput:
-        _check_labels("labels", labels, self.num_labels)
+        labels = check_class_labels("labels", labels, input_ids, self.num_labels, per_token=True)
         enc = self.encode(input_ids, attention_mask, token_type_ids, position_ids,
                           output_attentions, output_hidden_states, unpad)
         logits = self.classifier(self.dropout(enc.last_hidden_state))  # (b, t, num_labels)
@@ -265,6 +244,8 @@ class BertForQuestionAnswering(BertHeadModel):
                 output_attentions: bool = False, output_hidden_states: bool = False,
                 return_dict: Optional[bool] = None,
                 unpad: UnpadMode = False) -> QuestionAnsweringOutput:
+        start_positions = check_span_positions("start_positions", start_positions, input_ids)
+        end_positions = check_span_positions("end_positions", end_positions, input_ids)
         enc = self.encode(input_ids, attention_mask, token_type_ids, position_ids,
                           output_attentions, output_hidden_states, unpad)
         start_logits, end_logits = self.qa_outputs(enc.last_hidden_state).unbind(dim=-1)  # (b, t) each
@@ -295,15 +276,13 @@ class BertForMultipleChoice(BertHeadModel):
                 labels: Optional[Tensor] = None, output_attentions: bool = False,
                 output_hidden_states: bool = False, return_dict: Optional[bool] = None,
                 unpad: UnpadMode = "auto") -> MultipleChoiceOutput:
-        if not isinstance(input_ids, Tensor) or input_ids.dim() != 3:
-            raise InputError(f"input_ids must have shape (batch, choices, sequence), got "
-                             f"{tuple(getattr(input_ids, 'shape', ()))}")
-        b, n, t = input_ids.shape
+        b, n, t = check_choice_inputs(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                                      position_ids=position_ids)
+        labels = check_choice_labels(labels, input_ids)
 
         def flat(x: Optional[Tensor]) -> Optional[Tensor]:
             return None if x is None else x.reshape(b * n, -1)  # (b, n, t) -> (b n, t)
 
-        _check_labels("labels", labels, n)
         enc = self.encode(flat(input_ids), flat(attention_mask), flat(token_type_ids), flat(position_ids),
                           output_attentions, output_hidden_states, unpad)
         logits = self.classifier(self.dropout(enc.pooler_output)).reshape(b, n)  # (b, n)

@@ -130,9 +130,11 @@ def _one_per_row(name: str, labels: Tensor, b: int) -> Tensor:
     return labels.reshape(b)
 
 
-def check_class_labels(name: str, labels: Tensor, input_ids: Tensor, num_classes: int,
-                       per_token: bool = False, bound_name: Optional[str] = "num_labels") -> Tensor:
+def check_class_labels(name: str, labels: Optional[Tensor], input_ids: Tensor, num_classes: int,
+                       per_token: bool = False, bound_name: Optional[str] = "num_labels") -> Optional[Tensor]:
     """Class ids, one per sequence (b,) or per token (b, t), in [0, num_classes) or -100 (ignored)."""
+    if labels is None:
+        return None
     shape = _batch_shape(input_ids, 2)
     labels = _as_tensor(name, labels, input_ids.device)
     if not per_token:
@@ -141,17 +143,21 @@ def check_class_labels(name: str, labels: Tensor, input_ids: Tensor, num_classes
     return _check_ids(name, labels, num_classes, expected, bound_name, input_ids.device, ignored=IGNORE_INDEX)
 
 
-def check_choice_labels(labels: Tensor, input_ids: Tensor) -> Tensor:
+def check_choice_labels(labels: Optional[Tensor], input_ids: Tensor) -> Optional[Tensor]:
     """Multiple choice: the index of the right choice, (b,) in [0, n_choices)."""
+    if labels is None:
+        return None
     b, n, _ = _batch_shape(input_ids, 3)
     labels = _as_tensor("labels", labels, input_ids.device)
     return _check_ids("labels", _one_per_row("labels", labels, b), n, (b,), "n_choices", input_ids.device,
                       ignored=IGNORE_INDEX)
 
 
-def check_span_positions(name: str, positions: Tensor, input_ids: Tensor) -> Tensor:
+def check_span_positions(name: str, positions: Optional[Tensor], input_ids: Tensor) -> Optional[Tensor]:
     """Question answering: a start or end token index per sequence, (b,). Like transformers,
     positions outside the sequence are allowed: they are clamped and then ignored by the loss."""
+    if positions is None:
+        return None
     b = _batch_shape(input_ids, 2)[0]
     positions = _as_tensor(name, positions, input_ids.device)
     if positions.dtype not in _INT_DTYPES:
@@ -171,10 +177,12 @@ def problem_type(config: BertConfig, labels: Tensor) -> str:
     return "multi_label_classification"
 
 
-def check_sequence_labels(config: BertConfig, labels: Tensor, input_ids: Tensor) -> Tensor:
+def check_sequence_labels(config: BertConfig, labels: Optional[Tensor], input_ids: Tensor) -> Optional[Tensor]:
     """Labels of a sequence classifier, checked for the problem they will be scored as:
     class ids (b,); regression targets (b,) for one label or (b, num_labels); multi-label 0/1
     targets (b, num_labels). Returned in the shape the loss takes."""
+    if labels is None:
+        return None
     problem = problem_type(config, labels)
     if problem == "single_label_classification":
         return check_class_labels("labels", labels, input_ids, config.num_labels)
