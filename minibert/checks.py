@@ -68,9 +68,6 @@ def check_number(name: str, value: Any, *, minimum: Optional[float] = None, maxi
     return value
 
 
-DEVICE_TYPES = ("cpu", "cuda", "mps")
-
-
 def check_device(value: Any, *, name: str = "--device", error: type[MinibertError] = InputError) -> "torch.device":
     """``value`` (``"cpu"``, ``"cuda:1"``, ``"mps"``, a ``torch.device``) as a device this machine has.
 
@@ -82,19 +79,19 @@ def check_device(value: Any, *, name: str = "--device", error: type[MinibertErro
     try:
         device = torch.device(value)
     except (RuntimeError, TypeError, ValueError):
-        raise error(f"{name} {value!r} is not a device name torch knows (use cpu, cuda, cuda:N or mps)") from None
+        raise error(f"{name} must name a device such as cpu, cuda, cuda:1 or mps, got {value!r}") from None
     if device.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
-            why = "this torch is built without CUDA" if torch.version.cuda is None else "no CUDA device is visible"
-            raise error(f"{name} {value!r}: {why}; use --device cpu")
+            raise error(f"{name}={value!r}, but CUDA is not available here (no GPU, or a CPU-only torch "
+                        f"build {torch.__version__}); use --device cpu")
         if device.index is not None and device.index >= count:
-            raise error(f"{name} {value!r}: this machine has {count} CUDA device(s), cuda:0..cuda:{count - 1}")
+            raise error(f"{name}={value!r}, but this machine has {count} CUDA device(s): cuda:0..cuda:{count - 1}")
     elif device.type == "mps":
         if not torch.backends.mps.is_available():
-            raise error(f"{name} {value!r}: MPS is not available on this machine; use --device cpu")
+            raise error(f"{name}={value!r}, but Apple's MPS backend is not available here; use --device cpu")
     elif device.type != "cpu":
-        raise error(f"{name} {value!r}: minibert runs on {', '.join(DEVICE_TYPES)}, not {device.type}")
+        raise error(f"{name}={value!r}: minibert runs on cpu, cuda or mps, not on {device.type!r}")
     return device
 
 
