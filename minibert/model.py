@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from minibert import fast
 from minibert.attention import Kernel, MultiHeadAttention, mask_to_bias
 from minibert.checkpoints.pretrained import PretrainedMixin
+from minibert.fast.precision import set_precision
 from minibert.config import BertConfig
 from minibert.inputs import check_inputs
 from minibert.outputs import BaseModelOutput, returned
@@ -121,6 +122,15 @@ class BertPreTrainedModel(PretrainedMixin, nn.Module):
         if not isinstance(config, BertConfig):
             raise TypeError(f"config must be a minibert.BertConfig, got {type(config).__name__}")
         self.config = config
+
+    @classmethod
+    def from_pretrained(cls, name_or_path, precision: Optional[str] = None, **kwargs):
+        """The mixin's loading, then ``precision`` ("auto", "fp32", "bf16", "int8"; see
+        ``minibert.fast.precision``) converts the model for inference; None keeps the checkpoint's float32."""
+        model = super().from_pretrained(name_or_path, **kwargs)
+        if precision is not None:
+            set_precision(model, precision)
+        return model
 
     def init_weights(self, only: Optional[set[str]] = None) -> None:
         """BERT's initialisation: N(0, initializer_range) weights, zero biases, LayerNorm 1/0, and a zero

@@ -28,7 +28,7 @@ LAYERS = [
     {"tokenizer"},
     {"data"},
     {"train"},
-    {"sentence", "cli"},
+    {"sentence", "export", "cli"},
 ]
 
 

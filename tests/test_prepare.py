@@ -168,6 +168,15 @@ def test_empty_corpus_is_refused(setup, tmp_path):
         prepare([tmp_path / "blank.txt"], setup / "vocab", tmp_path / "d", workers=0)
 
 
+def test_a_binary_corpus_is_refused_naming_the_file(setup, tmp_path):
+    (tmp_path / "random.bin").write_bytes(bytes(range(256)) * 8)
+    with pytest.raises(InputError, match="random.bin.*not UTF-8"):
+        prepare([tmp_path / "random.bin"], setup / "vocab", tmp_path / "d")
+    (tmp_path / "nul.txt").write_bytes(b"A sentence.\x00\nAnother one.\n")
+    with pytest.raises(InputError, match="nul.txt.*NUL"):
+        prepare([tmp_path / "nul.txt"], setup / "vocab", tmp_path / "d")
+
+
 def test_a_corrupted_shard_fails_its_checksum(setup, tmp_path):
     folder = copy_of(setup / "data", tmp_path)
     tokens = next((folder / "shards").iterdir()) / "tokens.npy"

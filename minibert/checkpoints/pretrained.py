@@ -18,20 +18,13 @@ class PretrainedMixin:
     load_report: Optional[LoadReport] = None  # filled in by from_pretrained
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike, precision: Optional[str] = None, **kwargs: Any):
+    def from_pretrained(cls, name_or_path: str | os.PathLike, **kwargs: Any):
         """Load a local checkpoint (folder, file, HF cache name or packaged name); see ``checkpoints.load``.
 
         Keyword arguments that are config fields (``num_labels=3``) override the checkpoint's config.
         The model comes back in ``eval()`` mode with ``model.load_report`` filled in.
-        ``precision`` ("auto", "fp32", "bf16", "int8") converts it for inference after loading
-        (``minibert.fast.precision.set_precision``); None leaves the checkpoint's float32.
         """
-        model = load(cls, name_or_path, **kwargs)
-        if precision is not None:
-            from minibert.fast.precision import set_precision  # the fast paths sit above the model classes
-
-            set_precision(model, precision)
-        return model
+        return load(cls, name_or_path, **kwargs)
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:
         """Write ``config.json`` + ``model.safetensors`` with HF names, which transformers loads unchanged."""

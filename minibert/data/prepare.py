@@ -157,7 +157,16 @@ def tokenize_piece(piece: Piece, tokenizer: Any, max_seq_length: int) -> dict[st
     """A piece of text -> the four arrays of a shard (see the module docstring)."""
     with open(piece.path, "rb") as handle:
         handle.seek(piece.start)
-        text = handle.read(piece.end - piece.start).decode("utf-8", errors="replace")
+        raw = handle.read(piece.end - piece.start)
+    # Strict, as the corpus reader is: replacement characters would make shards out of binary files.
+    # Pieces end at line ends, so a valid file never has a character cut in two here.
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"corpus file {piece.path!r} is not UTF-8 text (byte {raw[exc.start]:#04x} at offset "
+                         f"{piece.start + exc.start}); prepare reads UTF-8 text files only") from None
+    if "\x00" in text:
+        raise InputError(f"corpus file {piece.path!r} holds NUL bytes: it is not a text file")
     ids: list[int] = []
     sentence_lengths: list[int] = []
     document_starts = [0]
