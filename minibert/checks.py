@@ -50,7 +50,7 @@ def check_bool(name: str, value: Any, *, error: type[MinibertError] = InputError
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
-    raise error(f"{name} must be true or false, got {value!r}")
+    raise error(f"{name} must be true or false, got {type(value).__name__}: {value!r:.80}")
 
 
 def check_number(name: str, value: Any, *, minimum: Optional[float] = None, maximum: Optional[float] = None,
@@ -104,6 +104,18 @@ def physical_memory_bytes() -> int:
         return 0
 
 
+def available_memory() -> int:
+    """Bytes this process could still get: Linux's MemAvailable, else all physical memory, else 1 TiB."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return physical_memory_bytes() or 1 << 40
+
+
 def check_fits_in_memory(what: str, n_bytes: float, *, error: type[MinibertError] = InputError) -> None:
     """Refuse, before allocating, a request that needs more bytes than the machine has.
 
@@ -130,10 +142,10 @@ def read_json(path: Path, *, error: type[MinibertError] = CheckpointError) -> An
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise error(f"file not found: {path}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise error(f"{path} is not valid JSON ({exc})") from None
+    except ValueError as exc:  # bad JSON, bad UTF-8, or a number past Python's int-digits limit
+        raise error(f"cannot read {path}: not valid JSON ({exc})") from None
     except RecursionError:
-        raise error(f"{path} nests JSON arrays/objects too deeply to read") from None
+        raise error(f"cannot read {path}: it nests JSON arrays/objects too deeply") from None
     except OSError as exc:
         raise error(f"cannot read {path}: {exc.strerror or exc}") from None
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from minibert.checks import check_int, check_number, check_positive_int
-from minibert.errors import ConfigError, InputError
+from minibert.checks import check_int, check_number, check_positive_int, read_json
+from minibert.errors import CheckpointError, ConfigError, InputError
 
 
 @pytest.mark.parametrize("value", [0, -3, True, False, 1.0, "2", None, [1]])
@@ -41,3 +41,15 @@ def test_number_accepts_ints_and_bounds():
     assert check_number("p", 1, minimum=0, maximum=1) == 1.0
     with pytest.raises(InputError, match="<= 1"):
         check_number("p", 1.5, minimum=0, maximum=1)
+
+
+@pytest.mark.parametrize("text, match", [
+    ('{"a": ' + "9" * 5000 + "}", "not valid JSON"),   # past Python's int-digits limit: a plain ValueError
+    ("{", "not valid JSON"),
+    ("[" * 100_000, "too deeply"),
+])
+def test_read_json_names_the_file_for_every_unreadable_file(tmp_path, text, match):
+    path = tmp_path / "side.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(CheckpointError, match=rf"cannot read .*side\.json: .*{match}"):
+        read_json(path)

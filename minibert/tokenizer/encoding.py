@@ -14,11 +14,10 @@ the Rust one returns the text uncut).
 
 from __future__ import annotations
 
-import os
 import warnings
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
-from minibert.checks import check_int, check_positive_int
+from minibert.checks import available_memory, check_int, check_positive_int
 from minibert.errors import InputError, InputTypeError
 from minibert.tokenizer.files import NO_LIMIT
 from minibert.tokenizer.rules import Span, _check_text
@@ -256,21 +255,6 @@ def build_row(ids: List[int], pair_ids: Optional[List[int]], offsets: Optional[L
 # ---------------------------------------------------------------------------------------------
 # The batch
 # ---------------------------------------------------------------------------------------------
-
-
-def available_memory() -> int:
-    """Bytes of memory this process could still get (Linux's MemAvailable; else all physical memory)."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return 1 << 40
 
 
 def _padded_length(rows: List[dict], options: EncodingOptions) -> int:

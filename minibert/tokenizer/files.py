@@ -7,11 +7,11 @@ default (``"do_lower_case": "false"`` is a string, and ``bool("false")`` is ``Tr
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any, List, Optional
 
+from minibert import checks
 from minibert.errors import CheckpointError, CheckpointNotFoundError, InputError, InputTypeError
 
 __all__ = ["SPECIAL_NAMES", "NO_LIMIT", "read_vocab", "read_tokenizer_configs", "check_bool", "check_length",
@@ -23,7 +23,6 @@ SPECIAL_NAMES = ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token
 NO_LIMIT = int(1e20)
 
 _BOOL_FIELDS = ("do_lower_case", "tokenize_chinese_chars", "clean_up_tokenization_spaces")
-_WORDS_FOR = {"true": True, "false": False}
 
 
 def _shown(value: Any) -> str:
@@ -38,11 +37,7 @@ def _shown(value: Any) -> str:
 
 def check_bool(name: str, value: Any) -> bool:
     """``value`` if it is a bool; ``"true"``/``"false"`` as written in some JSON files are read as such."""
-    if isinstance(value, str) and value.strip().lower() in _WORDS_FOR:
-        return _WORDS_FOR[value.strip().lower()]
-    if not isinstance(value, bool):
-        raise InputTypeError(f"{name} must be true or false, got {type(value).__name__}: {_shown(value)}")
-    return value
+    return checks.check_bool(name, value, error=InputTypeError)
 
 
 def check_strip_accents(value: Any) -> Optional[bool]:
@@ -115,10 +110,7 @@ def read_tokenizer_configs(folder: Path) -> dict:
 
 
 def _load_json_object(path: Path) -> dict:
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as exc:
-        raise CheckpointError(f"cannot read {path}: {exc}") from None
+    config = checks.read_json(path)
     if not isinstance(config, dict):
         raise CheckpointError(f"{path} must hold a JSON object, got {type(config).__name__}")
     return config
