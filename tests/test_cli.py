@@ -236,9 +236,10 @@ def test_hostile_config_json_is_one_line(tmp_path, capsys, config_text, fragment
     assert err.count("\n") == 1 and fragment in err
 
 
-def test_google_config_nested_too_deeply_is_a_checkpoint_error(tmp_path):
+@pytest.mark.parametrize("text", ["[" * 100_000, '{"vocab_size": ' + "9" * 5000 + "}"])  # too deep; too many digits
+def test_google_config_nested_too_deeply_is_a_checkpoint_error(tmp_path, text):
     from minibert.checkpoints.tf import read_google_config
 
-    (tmp_path / "bert_config.json").write_text("[" * 100_000)
+    (tmp_path / "bert_config.json").write_text(text)
     with pytest.raises(minibert.CheckpointError, match="bert_config.json: cannot read it as JSON"):
         read_google_config(tmp_path)

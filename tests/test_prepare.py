@@ -15,7 +15,8 @@ import torch
 from minibert.data import prepare as prepare_module
 from minibert.data.prepare import MANIFEST, chunk_starts, prepare, split_into_pieces, token_dtype
 from minibert.data.pretraining import Vocabulary, read_documents, tokenize_document
-from minibert.data.shards import PreparedCorpus, ShardBatches, ShardExamples, feistel_permutation, is_heldout
+from minibert.data.shards import (PreparedCorpus, ShardBatches, ShardExamples, feistel_permutation, is_heldout,
+                                  read_manifest)
 from minibert.errors import InputError
 from minibert.tokenizer import BertTokenizer
 
@@ -339,3 +340,11 @@ def test_a_killed_pretraining_run_resumes_with_the_same_losses(setup, tmp_path, 
 
     assert main(["pretrain", str(setup / "data"), "--out-dir", str(tmp_path / "other"), "--max-seq-length", "64"]) == 1
     assert "max_seq_length=32, not 64" in capsys.readouterr().err
+
+
+def test_an_unreadable_manifest_is_refused_naming_it(setup, tmp_path):
+    folder = copy_of(setup / "data", tmp_path)
+    for text in ("[" * 100_000, '{"format": ' + "9" * 5000 + "}", "{"):
+        (folder / MANIFEST).write_text(text, encoding="utf-8")
+        with pytest.raises(InputError, match=r"cannot read .*manifest\.json"):
+            read_manifest(folder)

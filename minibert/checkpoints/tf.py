@@ -826,7 +826,7 @@ def read_google_config(path) -> dict:
     except FileNotFoundError as exc:
         raise CheckpointNotFoundError(f"{file}: no bert_config.json here; Google's BERT zips ship one "
                                       f"next to bert_model.ckpt.index.") from exc
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad JSON/UTF-8, oversized integers
         raise CheckpointError(f"{file}: cannot read it as JSON ({exc or 'nested too deeply'}); fix or replace "
                               "the file.") from None
     if not isinstance(raw, dict):

@@ -48,7 +48,7 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
-from minibert.checks import check_int, check_number, check_positive_int
+from minibert.checks import check_int, check_number, check_positive_int, read_json
 from minibert.data.corpus import documents_of_lines, text_files
 from minibert.data.pretraining import tokenize_document
 from minibert.errors import InputError
@@ -223,7 +223,7 @@ def _prepare_piece(job: tuple[Piece, str, str, int]) -> dict[str, Any]:
              "content_sha256": content}
     record = folder / "shard.json"  # written last into the shard: present means complete
     if record.is_file():
-        return {**json.loads(record.read_text(encoding="utf-8")), **entry, "reused": True}
+        return {**read_json(record, error=InputError), **entry, "reused": True}
     arrays = tokenize_piece(piece, _worker_tokenizer, max_seq_length)
     entry.update(documents=len(arrays["documents"]) - 1, sentences=len(arrays["sentences"]) - 1,
                  tokens=len(arrays["tokens"]), chunks=len(arrays["chunks"]) - 1)

@@ -34,7 +34,6 @@ chunk of neighbours, and when B is random the unused sentences of the chunk are 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import random
 import time
@@ -45,7 +44,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from minibert.checks import check_int
+from minibert.checks import check_int, read_json
 from minibert.data.prepare import FORMAT, MANIFEST, SHARD_FILES, file_sha256, tokenizer_settings, vocab_sha256
 from minibert.data.batches import collate
 from minibert.data.pretraining import SegmentPair, Vocabulary, build_example, truncate_pair
@@ -83,10 +82,7 @@ def read_manifest(folder: Union[str, os.PathLike]) -> dict[str, Any]:
     if not path.is_file():
         raise InputError(f"{str(folder)!r} is not a prepared folder: it has no {MANIFEST} "
                          "(run `minibert prepare` first)")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read {path}: {exc}") from None
+    manifest = read_json(path, error=InputError)
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise InputError(f"{path} is not a {FORMAT} manifest (format: "
                          f"{manifest.get('format') if isinstance(manifest, dict) else None!r})")
