@@ -78,7 +78,9 @@ def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str
 # ------------------------------------------------------------------------------------------- int8
 def quantize_rows(x: Tensor) -> tuple[Tensor, Tensor]:
     """Symmetric int8 quantization with one scale per row: x (m, k) ≈ q (m, k) int8 · scale (m, 1)."""
-    largest = torch.linalg.vector_norm(x.float(), float("inf"), dim=1, keepdim=True).clamp_(min=1e-12)  # (m, 1)
+    # abs().amax(), not vector_norm(ord=inf): the same value, but PyTorch's inf-norm reduction over rows
+    # took ~25x longer on a CPU here (155 vs 7 µs for a 128x384 tensor), as long as the int8 matmul itself.
+    largest = x.float().abs().amax(dim=1, keepdim=True).clamp_(min=1e-12)                      # (m, 1)
     q = torch.mul(x, 127.0 / largest).round_().to(torch.int8)  # |x| ≤ largest: already within ±127
     return q, largest / 127.0
 
