@@ -1,4 +1,4 @@
-"""Pretrain a BERT from scratch: vocabulary, data, model, training loop, report.
+"""Pretrain a BERT, from scratch or on from a pretrained one: vocabulary, data, model, training loop, report.
 
     python -m minibert.train.pretrain pydoc --out-dir runs/pydoc-bert --steps 2000
     torchrun --nproc_per_node=2 -m minibert.train.pretrain corpus/ --out-dir runs/bert   # DDP, one shard per rank
@@ -11,6 +11,9 @@ Steps, all in ``main``:
 3. Data: every ``--heldout-every``-th document is held out; a fixed evaluation set is drawn from
    those, and each rank streams its shard of the others (``minibert.data.pretraining``).
 4. The model, ``BertForPreTraining``, initialised from ``--seed``, trained by ``minibert.train.trainer``.
+   With ``--init-from CHECKPOINT`` (continued pretraining: a pretrained BERT trained further on your
+   text, Gururangan et al. 2020) the model is that checkpoint, with its architecture and vocabulary;
+   the heads it lacks (a sentence-embedding model has no masked-LM head) start from ``--seed``.
 5. The report: held-out MLM loss and accuracy and NSP accuracy before and after training, next to
    the frequency baseline (always predicting the token most often masked in the training data).
    It is printed and written to ``results.json``; the model is saved with ``save_pretrained``, the
@@ -64,6 +67,9 @@ def build_parser(parser: Optional[argparse.ArgumentParser] = None) -> argparse.A
     vocab.add_argument("--cased", action="store_true", help="keep case and accents (default: lower-case)")
 
     model = parser.add_argument_group("model")
+    model.add_argument("--init-from", metavar="CHECKPOINT",
+                       help="start from this pretrained BERT (folder or name): its architecture and vocabulary "
+                            "replace the options below and --vocab; heads it lacks start fresh")
     model.add_argument("--hidden-size", type=int, default=128)
     model.add_argument("--num-layers", type=int, default=2)
     model.add_argument("--num-heads", type=int, default=2)
@@ -126,6 +132,21 @@ def model_config(args: argparse.Namespace, vocab_size: int, pad_token_id: int = 
                           f"--intermediate-size, --max-seq-length, --dropout) give an impossible model: {exc}") from None
 
 
+def _initial_config(args: argparse.Namespace) -> BertConfig:
+    """The configuration of ``--init-from``'s checkpoint, checked against the options it overrides."""
+    if args.vocab:
+        raise ConfigError(f"--init-from {args.init_from!r} brings its own vocabulary; drop --vocab {args.vocab!r}")
+    from minibert.checkpoints.hf import read_config
+    from minibert.checkpoints.hub import resolve
+
+    path = resolve(args.init_from)
+    config = read_config(path if path.is_dir() else path.parent)
+    if args.max_seq_length > config.max_position_embeddings:
+        raise ConfigError(f"--max-seq-length {args.max_seq_length} is longer than {args.init_from!r} has positions "
+                          f"for ({config.max_position_embeddings})")
+    return config
+
+
 def check_training_fits(config: BertConfig, batch_size: int) -> None:
     """Refuse, before any work, a run that cannot fit in this machine's memory: 16 bytes a parameter
     (float32 weight, gradient, AdamW's two moments) plus what one micro-batch keeps for backward in
@@ -147,7 +168,9 @@ def _prepare_vocab(args: argparse.Namespace, out_dir: Path, is_main: bool) -> No
 
     if not is_main:
         return
-    if args.vocab:
+    if args.init_from:
+        BertTokenizer.from_pretrained(args.init_from).save_pretrained(out_dir)  # the checkpoint's own
+    elif args.vocab:
         BertTokenizer.from_pretrained(args.vocab, do_lower_case=not args.cased).save_pretrained(out_dir)
     elif args.resume and (out_dir / "vocab.txt").is_file():
         return  # the run's own vocabulary, trained when it started
@@ -259,7 +282,8 @@ def main(argv: Union[Sequence[str], argparse.Namespace, None] = None) -> int:
     if args.max_seq_length is None:
         args.max_seq_length = read_manifest(args.corpus)["max_seq_length"] if is_prepared(args.corpus) else 128
     check_int("--batch-size", args.batch_size, minimum=1, error=ConfigError)
-    check_training_fits(model_config(args, args.vocab_size), args.batch_size)  # --vocab-size: a bound if --vocab
+    initial = _initial_config(args) if args.init_from else None
+    check_training_fits(initial or model_config(args, args.vocab_size), args.batch_size)  # --vocab-size: a bound if --vocab
     if args.threads:
         torch.set_num_threads(args.threads)
     started = time.perf_counter()
@@ -281,9 +305,14 @@ def main(argv: Union[Sequence[str], argparse.Namespace, None] = None) -> int:
         # What the frequency baseline predicts: the most common masked token of some training examples.
         train_labels = Counter(label for batch in sample for label in batch["labels"][batch["labels"] != -100].tolist())
 
-        config = model_config(args, tokenizer.vocab_size, tokenizer.pad_token_id)
         torch.manual_seed(args.seed)
-        model = BertForPreTraining(config)
+        if initial is not None:
+            model, config = BertForPreTraining.from_pretrained(args.init_from), initial
+            if context.is_main:
+                print(f"from {args.init_from}: {model.load_report}")
+        else:
+            config = model_config(args, tokenizer.vocab_size, tokenizer.pad_token_id)
+            model = BertForPreTraining(config)
         train_config = TrainConfig(
             out_dir=str(out_dir), total_steps=args.steps, grad_accum_steps=args.grad_accum, adam_eps=args.adam_eps,
             learning_rate=args.lr, warmup_steps=args.warmup, weight_decay=args.weight_decay,
