@@ -28,6 +28,7 @@ FIGURES = {
     "02_multihead_encoder": ["02_gradient_norms.png"],
     "03_pretrained_checkpoint": ["03_attention_head.png", "03_attention_layer.png"],
     "04_pretraining": ["04_loss_curve.png"],
+    "05_finetuning": ["05_finetuning.png"],
     "06_sentence_embeddings": ["06_similarity_matrix.png"],
     "07_positions_and_context": ["07_position_similarity.png"],
     "08_attention_cost": ["08_attention_cost.png"],
