@@ -14,7 +14,7 @@ from minibert.errors import (CheckpointError, CheckpointNotFoundError, ConfigErr
                      MinibertError, TrainingError)
 from minibert.heads import (BertForMaskedLM, BertForMultipleChoice, BertForNextSentencePrediction, BertForPreTraining,
                     BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification)
-from minibert.checkpoints.hub import DEFAULT_CHECKPOINT, resolve
+from minibert.checkpoints.hub import DEFAULT_CHECKPOINT, FILL_MASK_CHECKPOINT, resolve
 from minibert.model import BertModel, BertPreTrainedModel
 from minibert.sentence import SentenceEncoder
 from minibert.tokenizer import BasicTokenizer, BatchEncoding, BertTokenizer, WordpieceTokenizer
@@ -26,6 +26,6 @@ __all__ = [
     "BertForNextSentencePrediction", "BertForSequenceClassification", "BertForTokenClassification",
     "BertForQuestionAnswering", "BertForMultipleChoice", "MultiHeadAttention", "scaled_dot_product_attention",
     "BertTokenizer", "BasicTokenizer", "WordpieceTokenizer", "BatchEncoding", "SentenceEncoder",
-    "LoadReport", "DEFAULT_CHECKPOINT", "resolve", "MinibertError", "ConfigError", "InputError",
+    "LoadReport", "DEFAULT_CHECKPOINT", "FILL_MASK_CHECKPOINT", "resolve", "MinibertError", "ConfigError", "InputError",
     "InputTypeError", "CheckpointError", "CheckpointNotFoundError", "TrainingError",
 ]

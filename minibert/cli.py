@@ -33,7 +33,7 @@ from typing import Any, Callable, Optional, Sequence
 from minibert import __version__
 from minibert.checks import check_device, check_positive_int, read_json
 from minibert.errors import CheckpointError, InputError, MinibertError
-from minibert.checkpoints.hub import DEFAULT_CHECKPOINT
+from minibert.checkpoints.hub import DEFAULT_CHECKPOINT, FILL_MASK_CHECKPOINT
 
 # Classes a checkpoint's config.json may name in "architectures"; all live in minibert.model/heads.
 ARCHITECTURES = ("BertModel", "BertForPreTraining", "BertForMaskedLM", "BertForNextSentencePrediction",
@@ -79,8 +79,9 @@ def _declared_architecture(folder: Path) -> tuple[Optional[str], str]:
 # ----------------------------------------------------------------------------------------- commands
 def _add_fill_mask(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("text", help="text with one or more [MASK] tokens")
-    parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT,
-                        help="a checkpoint with a trained masked-LM head (BertForMaskedLM or BertForPreTraining)")
+    parser.add_argument("--checkpoint", default=FILL_MASK_CHECKPOINT,
+                        help="a checkpoint with a trained masked-LM head (BertForMaskedLM or BertForPreTraining); "
+                             "the default ships with minibert")
     parser.add_argument("--top-k", type=int, default=5, help="how many candidates to show per [MASK]")
 
 

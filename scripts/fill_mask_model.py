@@ -1,15 +1,18 @@
-"""Build, measure and export a masked-LM pretrained by minibert (docs/results/fillmask.md).
+"""Build, measure and export the masked-LM that ships as ``minibert/fill-mask`` (docs/results/fillmask.md).
 
-    python scripts/fill_mask_model.py split CORPUS runs/fill-mask --heldout-every 20
-    minibert train-vocab runs/fill-mask/train.txt --vocab-size 16000 -o runs/fill-mask/vocab
-    python -m minibert.train.pretrain runs/fill-mask/train.txt --vocab runs/fill-mask/vocab ...
+    python scripts/build_corpus.py --out corpus/corpus.txt --install  # English text from Debian documentation
+    python scripts/fill_mask_model.py split corpus/corpus.txt runs/fill-mask --heldout-every 20
+    minibert prepare runs/fill-mask/train.txt --vocab sentence-transformers/all-MiniLM-L6-v2 \
+        --out-dir runs/fill-mask/prepared --workers 2
+    python -m minibert.train.pretrain runs/fill-mask/prepared --out-dir runs/fill-mask/bert \
+        --init-from sentence-transformers/all-MiniLM-L6-v2 ...   # the options are in docs/results/fillmask.md
     python scripts/fill_mask_model.py evaluate runs/fill-mask/bert runs/fill-mask
     python scripts/fill_mask_model.py export runs/fill-mask/bert minibert/pretrained/fill_mask
-    python scripts/fill_mask_model.py fixture runs/fill-mask/bert runs/fill-mask tests/fixtures/fill_mask_cloze.json
+    python scripts/fill_mask_model.py fixture runs/fill-mask/bert runs/fill-mask examples/notebooks/reference/fill_mask_heldout.json
 
 ``split`` holds out whole documents before anything is trained: every ``--heldout-every``-th document
-(in a seeded random order) goes to ``heldout.txt``, the others to ``train.txt``. Neither the vocabulary
-nor the model ever reads ``heldout.txt``; every accuracy below is measured on it.
+(in a seeded random order) goes to ``heldout.txt``, the others to ``train.txt``. Nothing minibert trains
+ever reads ``heldout.txt``; every accuracy below is measured on it.
 
 ``evaluate`` masks 15% of the word pieces of held-out segments (all of them replaced by ``[MASK]``,
 so the model sees no hint) and reports top-1 / top-5 accuracy of the model and of the frequency
@@ -31,6 +34,7 @@ import torch
 from minibert.data.pretraining import read_documents
 from minibert.heads import BertForMaskedLM, BertForPreTraining
 from minibert.tokenizer import BertTokenizer
+from minibert.train.pretrain import cloze_accuracy
 
 SEGMENT_TOKENS = 126  # word pieces per evaluation segment; [CLS] and [SEP] make 128
 
@@ -82,39 +86,23 @@ def unigram_ranking(path: Path, tokenizer: BertTokenizer, max_bytes: int) -> lis
     return [token for token, _ in counts.most_common(50)]
 
 
-@torch.inference_mode()
-def masked_accuracy(model: BertForMaskedLM, tokenizer: BertTokenizer, segments: list[list[int]],
-                    ranking: list[int], seed: int = 0, rate: float = 0.15, batch_size: int = 32) -> dict:
-    """Top-1/top-5 accuracy on 15% masked pieces of ``segments``: the model and the unigram baseline."""
-    generator = random.Random(seed)
-    hits = Counter()
-    for start in range(0, len(segments), batch_size):
-        chunk = segments[start:start + batch_size]
-        width = max(len(s) for s in chunk) + 2
-        input_ids = torch.full((len(chunk), width), tokenizer.pad_token_id)           # (b, t)
-        labels = torch.full((len(chunk), width), -100)                                 # (b, t)
-        for row, pieces in enumerate(chunk):
-            ids = [tokenizer.cls_token_id] + pieces + [tokenizer.sep_token_id]
-            positions = generator.sample(range(1, len(ids) - 1), max(1, round(rate * len(pieces))))
-            input_ids[row, :len(ids)] = torch.tensor(ids)
-            for position in positions:
-                labels[row, position] = ids[position]
-                input_ids[row, position] = tokenizer.mask_token_id
-        attention_mask = (torch.arange(width) < torch.tensor([len(s) + 2 for s in chunk])[:, None]).long()
-        logits = model(input_ids, attention_mask).logits                               # (b, t, v)
-        where = labels != -100
-        targets = labels[where]                                                        # (n,)
-        top5 = logits[where].topk(5, dim=-1).indices                                   # (n, 5)
-        hits["masked"] += targets.numel()
-        hits["top1"] += int((top5[:, 0] == targets).sum())
-        hits["top5"] += int((top5 == targets[:, None]).any(-1).sum())
-        hits["unigram_top1"] += int((targets == ranking[0]).sum())
-        hits["unigram_top5"] += int(torch.isin(targets, torch.tensor(ranking[:5])).sum())
-    n = hits["masked"]
-    return {"masked_tokens": n, "segments": len(segments),
-            "top1": hits["top1"] / n, "top5": hits["top5"] / n,
-            "unigram_top1": hits["unigram_top1"] / n, "unigram_top5": hits["unigram_top5"] / n,
-            "unigram_top5_tokens": tokenizer.convert_ids_to_tokens(ranking[:5])}
+def make_clozes(segments: list[list[int]], tokenizer: BertTokenizer, generator: random.Random,
+                rate: float = 0.15) -> list[dict]:
+    """Each segment with ``rate`` of its pieces (at least one) replaced by [MASK], as word pieces."""
+    clozes = []
+    for pieces in segments:
+        positions = set(generator.sample(range(len(pieces)), max(1, round(rate * len(pieces)))))
+        tokens = tokenizer.convert_ids_to_tokens(pieces)
+        clozes.append({"tokens": [tokenizer.mask_token if i in positions else t for i, t in enumerate(tokens)],
+                       "answers": [t for i, t in enumerate(tokens) if i in positions]})
+    return clozes
+
+
+def frequency_accuracy(clozes: list[dict], top5: list[str]) -> dict:
+    """The baseline that ignores the context: always the five pieces most frequent in the training text."""
+    answers = [a for c in clozes for a in c["answers"]]
+    return {"unigram_top1": sum(a == top5[0] for a in answers) / len(answers),
+            "unigram_top5": sum(a in top5 for a in answers) / len(answers), "unigram_top5_tokens": top5}
 
 
 def evaluate(args: argparse.Namespace) -> None:
@@ -122,9 +110,10 @@ def evaluate(args: argparse.Namespace) -> None:
     data = Path(args.data_dir)
     tokenizer = BertTokenizer.from_pretrained(args.checkpoint)
     model = BertForMaskedLM.from_pretrained(args.checkpoint).float().eval()
-    ranking = unigram_ranking(data / "train.txt", tokenizer, args.unigram_bytes)
-    segments = _segments(data / "heldout.txt", tokenizer, args.segments)
-    print(json.dumps(masked_accuracy(model, tokenizer, segments, ranking), indent=2))
+    top5 = tokenizer.convert_ids_to_tokens(unigram_ranking(data / "train.txt", tokenizer, args.unigram_bytes)[:5])
+    clozes = make_clozes(_segments(data / "heldout.txt", tokenizer, args.segments), tokenizer, random.Random(args.seed))
+    print(json.dumps({"segments": len(clozes), **cloze_accuracy(model, tokenizer, clozes),
+                      **frequency_accuracy(clozes, top5)}, indent=2))
 
 
 def export(args: argparse.Namespace) -> None:
@@ -143,24 +132,36 @@ def export(args: argparse.Namespace) -> None:
 
 
 def fixture(args: argparse.Namespace) -> None:
-    """Held-out clozes for the test: segments of held-out documents with 15% of their pieces masked,
+    """Held-out clozes for the tests and notebooks: segments of held-out documents with 15% of their pieces masked,
     stored as word pieces (so the test needs no sentence splitting), and the baseline's top 5."""
     data = Path(args.data_dir)
     tokenizer = BertTokenizer.from_pretrained(args.checkpoint)
     ranking = unigram_ranking(data / "train.txt", tokenizer, args.unigram_bytes)
     generator = random.Random(args.seed)
-    clozes = []
-    for pieces in _segments(data / "heldout.txt", tokenizer, 10 * args.count)[::10][:args.count]:
-        pieces = pieces[:60]  # short segments keep the test fast
-        positions = sorted(generator.sample(range(len(pieces)), max(1, round(0.15 * len(pieces)))))
-        tokens = tokenizer.convert_ids_to_tokens(pieces)
-        clozes.append({"tokens": [tokenizer.mask_token if i in positions else t for i, t in enumerate(tokens)],
-                       "answers": [tokens[i] for i in positions]})
-    payload = {"source": "held-out documents of the fill-mask corpus (never seen by the vocabulary or the model); "
-                         "15% of each segment's word pieces masked",
-               "unigram_top5": tokenizer.convert_ids_to_tokens(ranking[:5]), "clozes": clozes}
+    segments = [pieces[:60] for pieces in _segments(data / "heldout.txt", tokenizer, 10 * args.count)[::10][:args.count]]
+    clozes = make_clozes(segments, tokenizer, generator)  # 60 pieces at most: short segments keep the test fast
+    payload = {"source": "held-out documents of the fill-mask corpus (split off before any training: not in the "
+                         "text minibert pretrained on); 15% of each segment's word pieces masked",
+               "unigram_top5": tokenizer.convert_ids_to_tokens(ranking[:5]), "clozes": clozes,
+               "pairs": _sentence_pairs(data / "heldout.txt", generator, args.count * 2)}
     Path(args.out).write_text(json.dumps(payload, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"{len(clozes)} segments, {sum(len(c['answers']) for c in clozes)} masked pieces -> {args.out}")
+
+
+def _sentence_pairs(path: Path, generator: random.Random, count: int) -> list[dict]:
+    """Next-sentence pairs from held-out documents: half B really follows A, half B comes from another
+    document. Sentences of 5 to 40 words, so a pair fits in 128 pieces."""
+    documents = [[s for s in d if 5 <= len(s.split()) <= 40] for d in read_documents(path)]
+    documents = [d for d in documents if len(d) >= 2][:4 * count]
+    pairs = []
+    for index, document in enumerate(documents[:count]):
+        i = generator.randrange(len(document) - 1)
+        if index % 2 == 0:
+            pairs.append({"a": document[i], "b": document[i + 1], "is_next": True})
+        else:
+            other = documents[count + index]  # a document no pair's A comes from
+            pairs.append({"a": document[i], "b": generator.choice(other), "is_next": False})
+    return pairs
 
 
 def main(argv=None) -> None:

@@ -104,7 +104,8 @@ def test_missing_checkpoint_is_one_line_and_debug_shows_the_traceback():
 
 
 def test_fill_mask_refuses_a_checkpoint_without_mlm_head():
-    result = run("fill-mask", "The capital of France is [MASK].")
+    # The default checkpoint, all-MiniLM-L6-v2, is a sentence encoder: it has no masked-LM head.
+    result = run("fill-mask", "The capital of France is [MASK].", "--checkpoint", "sentence-transformers/all-MiniLM-L6-v2")
     assert_one_line_error(result, 1, "no trained masked-LM head")
     assert result.stdout == ""
 

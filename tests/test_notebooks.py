@@ -27,10 +27,10 @@ FIGURES = {
     "01_attention": ["01_attention_weights.png", "01_softmax_saturation.png"],
     "02_multihead_encoder": ["02_gradient_norms.png"],
     "03_pretrained_checkpoint": ["03_attention_head.png", "03_attention_layer.png"],
-    "04_pretraining": ["04_loss_curve.png"],
+    "04_pretraining": ["04_loss_curve.png", "04_beyond_frequency.png"],
     "05_finetuning": ["05_finetuning.png"],
     "06_sentence_embeddings": ["06_similarity_matrix.png"],
-    "07_positions_and_context": ["07_position_similarity.png"],
+    "07_positions_and_context": ["07_position_similarity.png", "07_fill_mask.png"],
     "08_attention_cost": ["08_attention_cost.png"],
 }
 

