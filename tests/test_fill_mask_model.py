@@ -115,3 +115,13 @@ def test_cloze_accuracy_refuses_clozes_whose_masks_and_answers_disagree(model, t
     unpredictable = cloze_accuracy(model, tokenizer, [{"tokens": ["the", "[MASK]", "of", "the", "list", "."],
                                                  "answers": ["[PAD]"]}])
     assert unpredictable == {"top1": 0.0, "top5": 0.0, "masked": 1}  # a piece no model predicts: counted, not hit
+
+
+def test_cloze_accuracy_runs_without_dropout_and_restores_the_mode(model, tokenizer, clozes):
+    model.train()
+    try:
+        first = cloze_accuracy(model, tokenizer, clozes["clozes"][:20])
+        assert model.training  # given back as it came
+        assert cloze_accuracy(model, tokenizer, clozes["clozes"][:20]) == first  # no dropout noise
+    finally:
+        model.eval()

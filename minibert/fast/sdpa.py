@@ -26,7 +26,7 @@ def sdpa(qkv: Tensor, bias: Tensor | None, heads: int, dropout_p: float) -> Tens
     """Fused projections (b, t, 3c) -> context (b, t, c), the padded grid, ``bias`` blocking padding."""
     q, k, v = split_heads(qkv, heads)                                               # (b, h, t, d) each
     if (qkv.dtype == torch.bfloat16 and qkv.device.type == "cpu" and dropout_p == 0.0
-            and q.shape[-2] <= EXPLICIT_MAX_LENGTH):
+            and not torch.is_grad_enabled() and q.shape[-2] <= EXPLICIT_MAX_LENGTH):  # measured in inference only
         return merge_heads(_explicit(q, k, v, bias))                                # (b, t, c)
     context = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p)  # (b, h, t, d)
     return merge_heads(context)                                                     # (b, t, c)

@@ -39,7 +39,7 @@ from torch import Tensor, nn
 
 from minibert.checks import check_fits_in_memory, check_int, format_bytes
 from minibert.config import BertConfig
-from minibert.errors import ConfigError
+from minibert.errors import ConfigError, InputError
 from minibert.heads import BertForPreTraining
 from minibert.data.corpus import Corpus, open_corpus
 from minibert.data.pretraining import PretrainingStream, check_enough_documents, split_documents
@@ -227,9 +227,17 @@ def cloze_accuracy(model: nn.Module, tokenizer: Any, clozes: Sequence[dict[str, 
     """Top-1 and top-5 accuracy of a masked LM on clozes: each ``{"tokens": [...], "answers": [...]}``,
     word pieces with ``[MASK]`` where a piece is hidden and the hidden pieces in order. Every hidden
     piece is ``[MASK]`` (no 80/10/10), so the model gets no hint: the measure of
-    ``docs/results/fillmask.md``, notebook 4 and ``tests/test_fill_mask_model.py``."""
-    from minibert.errors import InputError
+    ``docs/results/fillmask.md``, notebook 4 and ``tests/test_fill_mask_model.py``. Runs the model in
+    eval mode (no dropout) and gives it back in the mode it came in."""
+    was_training = model.training
+    model.eval()
+    try:
+        return _cloze_hits(model, tokenizer, clozes, batch_size)
+    finally:
+        model.train(was_training)
 
+
+def _cloze_hits(model: nn.Module, tokenizer: Any, clozes: Sequence[dict[str, Any]], batch_size: int) -> dict[str, float]:
     hits1 = hits5 = total = 0
     for start in range(0, len(clozes), batch_size):
         rows, answers = [], []
