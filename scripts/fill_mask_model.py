@@ -34,7 +34,7 @@ import torch
 from minibert.data.pretraining import read_documents
 from minibert.heads import BertForMaskedLM, BertForPreTraining
 from minibert.tokenizer import BertTokenizer
-from minibert.train.pretrain import cloze_accuracy
+from minibert.train.cloze import cloze_accuracy, frequency_accuracy
 
 SEGMENT_TOKENS = 126  # word pieces per evaluation segment; [CLS] and [SEP] make 128
 
@@ -98,13 +98,6 @@ def make_clozes(segments: list[list[int]], tokenizer: BertTokenizer, generator: 
     return clozes
 
 
-def frequency_accuracy(clozes: list[dict], top5: list[str]) -> dict:
-    """The baseline that ignores the context: always the five pieces most frequent in the training text."""
-    answers = [a for c in clozes for a in c["answers"]]
-    return {"unigram_top1": sum(a == top5[0] for a in answers) / len(answers),
-            "unigram_top5": sum(a in top5 for a in answers) / len(answers), "unigram_top5_tokens": top5}
-
-
 def evaluate(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     data = Path(args.data_dir)
@@ -112,8 +105,10 @@ def evaluate(args: argparse.Namespace) -> None:
     model = BertForMaskedLM.from_pretrained(args.checkpoint).float().eval()
     top5 = tokenizer.convert_ids_to_tokens(unigram_ranking(data / "train.txt", tokenizer, args.unigram_bytes)[:5])
     clozes = make_clozes(_segments(data / "heldout.txt", tokenizer, args.segments), tokenizer, random.Random(args.seed))
+    baseline = frequency_accuracy(clozes, top5)
     print(json.dumps({"segments": len(clozes), **cloze_accuracy(model, tokenizer, clozes),
-                      **frequency_accuracy(clozes, top5)}, indent=2))
+                      "unigram_top1": baseline["top1"], "unigram_top5": baseline["top5"],
+                      "unigram_top5_tokens": top5}, indent=2))
 
 
 def export(args: argparse.Namespace) -> None:

@@ -19,7 +19,7 @@ import torch
 import minibert
 from minibert import FILL_MASK_CHECKPOINT, BertForMaskedLM, BertForPreTraining, InputError, resolve
 from minibert.cli import main
-from minibert.train.pretrain import cloze_accuracy
+from minibert.train.cloze import cloze_accuracy, frequency_accuracy, shuffled_context
 from minibert.tokenizer import BertTokenizer
 
 CLOZES = Path(__file__).resolve().parent.parent / "examples" / "notebooks" / "reference" / "fill_mask_heldout.json"
@@ -57,13 +57,6 @@ def _accuracy(model, tokenizer, clozes: list[dict]) -> tuple[float, float]:
     return measured["top1"], measured["top5"]
 
 
-def _frequency_accuracy(tokenizer, payload: dict) -> tuple[float, float]:
-    """The baseline that ignores context: always the pieces most frequent in the training text."""
-    answers = [a for c in payload["clozes"] for a in c["answers"]]
-    top5 = payload["unigram_top5"]
-    return (sum(a == top5[0] for a in answers) / len(answers), sum(a in top5 for a in answers) / len(answers))
-
-
 def test_the_clozes_come_from_held_out_text_and_are_many(clozes):
     answers = [a for c in clozes["clozes"] for a in c["answers"]]
     assert "held-out" in clozes["source"] and len(answers) >= 500
@@ -72,7 +65,8 @@ def test_the_clozes_come_from_held_out_text_and_are_many(clozes):
 
 def test_it_beats_word_frequency_on_text_it_never_saw(model, tokenizer, clozes):
     top1, top5 = _accuracy(model, tokenizer, clozes["clozes"])
-    base1, base5 = _frequency_accuracy(tokenizer, clozes)
+    baseline = frequency_accuracy(clozes["clozes"], clozes["unigram_top5"])
+    base1, base5 = baseline["top1"], baseline["top5"]
     # Measured: docs/results/fillmask.md gives the figures on this fixture; the margins leave room for
     # float rounding only, not for a model that stopped at word frequency (top-1 about the baseline's).
     assert top1 >= base1 + 0.15, (top1, base1)
@@ -83,13 +77,7 @@ def test_its_predictions_come_from_the_context(model, tokenizer, clozes):
     """Shuffling the visible pieces of each cloze (the masks stay where they are) must cost most of the
     gain over frequency: a model that only learnt which pieces are common would not notice."""
     rng = random.Random(0)
-    shuffled = []
-    for cloze in clozes["clozes"]:
-        visible = [t for t in cloze["tokens"] if t != "[MASK]"]
-        rng.shuffle(visible)
-        pieces = iter(visible)
-        shuffled.append({"tokens": [t if t == "[MASK]" else next(pieces) for t in cloze["tokens"]],
-                         "answers": cloze["answers"]})
+    shuffled = [shuffled_context(cloze, rng) for cloze in clozes["clozes"]]
     top1, _ = _accuracy(model, tokenizer, clozes["clozes"])
     top1_shuffled, _ = _accuracy(model, tokenizer, shuffled)
     assert top1_shuffled <= top1 - 0.10, (top1, top1_shuffled)

@@ -409,32 +409,20 @@ assert abs(final["mlm_loss"] - unigram_loss) < 0.2
 import json
 
 from minibert import FILL_MASK_CHECKPOINT
-from minibert.train.pretrain import cloze_accuracy
+from minibert.train.cloze import cloze_accuracy, frequency_accuracy, shuffled_context
 
 heldout = json.loads(Path("reference/fill_mask_heldout.json").read_text(encoding="utf-8"))
 shipped_tokenizer = BertTokenizer.from_pretrained(FILL_MASK_CHECKPOINT)
 shipped = BertForPreTraining.from_pretrained(FILL_MASK_CHECKPOINT).eval()
 
-
-def shuffled_context(cloze, rng):
-    """The cloze with its visible pieces in a random order; the masks stay where they are."""
-    visible = [t for t in cloze["tokens"] if t != shipped_tokenizer.mask_token]
-    rng.shuffle(visible)
-    pieces = iter(visible)
-    return {"tokens": [t if t == shipped_tokenizer.mask_token else next(pieces) for t in cloze["tokens"]],
-            "answers": cloze["answers"]}
-
-
-answers = [a for c in heldout["clozes"] for a in c["answers"]]
-common = heldout["unigram_top5"]                     # the five pieces most frequent in the training text
+rng = random.Random(0)
 scores = {
-    "word frequency": {"top1": sum(a == common[0] for a in answers) / len(answers),
-                       "top5": sum(a in common for a in answers) / len(answers)},
+    "word frequency": frequency_accuracy(heldout["clozes"], heldout["unigram_top5"]),  # `. the , to a`
     "shuffled context": cloze_accuracy(shipped, shipped_tokenizer,
-                                       [shuffled_context(c, random.Random(i)) for i, c in enumerate(heldout["clozes"])]),
+                                       [shuffled_context(c, rng) for c in heldout["clozes"]]),
     "in context": cloze_accuracy(shipped, shipped_tokenizer, heldout["clozes"]),
 }
-print(f"{len(heldout['clozes'])} held-out segments, {len(answers)} masked pieces")
+print(f"{len(heldout['clozes'])} held-out segments, {scores['in context']['masked']} masked pieces")
 for name, score in scores.items():
     print(f"  {name:17s} top-1 {score['top1']:.3f}   top-5 {score['top5']:.3f}")
 

@@ -39,7 +39,7 @@ from torch import Tensor, nn
 
 from minibert.checks import check_fits_in_memory, check_int, format_bytes
 from minibert.config import BertConfig
-from minibert.errors import ConfigError, InputError
+from minibert.errors import ConfigError
 from minibert.heads import BertForPreTraining
 from minibert.data.corpus import Corpus, open_corpus
 from minibert.data.pretraining import PretrainingStream, check_enough_documents, split_documents
@@ -219,48 +219,6 @@ def _prepared_data(args: argparse.Namespace, tokenizer: Any, context: DistContex
     sample = ShardExamples(corpus, vocab, split="train", seed=args.seed + 2, **options).batches(
         4 * args.eval_examples, args.batch_size)
     return train, eval_batches, sample
-
-
-@torch.inference_mode()
-def cloze_accuracy(model: nn.Module, tokenizer: Any, clozes: Sequence[dict[str, Any]],
-                   batch_size: int = 32) -> dict[str, float]:
-    """Top-1 and top-5 accuracy of a masked LM on clozes: each ``{"tokens": [...], "answers": [...]}``,
-    word pieces with ``[MASK]`` where a piece is hidden and the hidden pieces in order. Every hidden
-    piece is ``[MASK]`` (no 80/10/10), so the model gets no hint: the measure of
-    ``docs/results/fillmask.md``, notebook 4 and ``tests/test_fill_mask_model.py``. Runs the model in
-    eval mode (no dropout) and gives it back in the mode it came in."""
-    was_training = model.training
-    model.eval()
-    try:
-        return _cloze_hits(model, tokenizer, clozes, batch_size)
-    finally:
-        model.train(was_training)
-
-
-def _cloze_hits(model: nn.Module, tokenizer: Any, clozes: Sequence[dict[str, Any]], batch_size: int) -> dict[str, float]:
-    hits1 = hits5 = total = 0
-    for start in range(0, len(clozes), batch_size):
-        rows, answers = [], []
-        for number, cloze in enumerate(clozes[start:start + batch_size], start):
-            tokens, hidden = list(cloze["tokens"]), list(cloze["answers"])
-            if tokens.count(tokenizer.mask_token) != len(hidden):
-                raise InputError(f"cloze {number} has {tokens.count(tokenizer.mask_token)} {tokenizer.mask_token} "
-                                 f"and {len(hidden)} answers")
-            rows.append(tokenizer.convert_tokens_to_ids([tokenizer.cls_token, *tokens, tokenizer.sep_token]))
-            answers += tokenizer.convert_tokens_to_ids(hidden)
-        width = max(len(r) for r in rows)
-        input_ids = torch.full((len(rows), width), tokenizer.pad_token_id)                    # (b, t)
-        for i, row in enumerate(rows):
-            input_ids[i, :len(row)] = torch.tensor(row)
-        attention_mask = (torch.arange(width) < torch.tensor([len(r) for r in rows])[:, None]).long()  # (b, t)
-        out = model(input_ids, attention_mask)  # BertForMaskedLM: .logits; BertForPreTraining: .prediction_logits
-        logits = out.prediction_logits if hasattr(out, "prediction_logits") else out.logits  # (b, t, v)
-        top5 = logits[input_ids == tokenizer.mask_token_id].topk(5, dim=-1).indices          # (n, 5), in order
-        targets = torch.tensor(answers)                                                      # (n,)
-        hits1 += int((top5[:, 0] == targets).sum())
-        hits5 += int((top5 == targets[:, None]).any(-1).sum())
-        total += len(answers)
-    return {"top1": hits1 / max(total, 1), "top5": hits5 / max(total, 1), "masked": total}
 
 
 def pretraining_evaluation(batches: Sequence[dict[str, Tensor]]) -> Evaluation:
