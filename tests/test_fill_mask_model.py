@@ -113,3 +113,13 @@ def test_cloze_accuracy_runs_without_dropout_and_restores_the_mode(model, tokeni
         assert cloze_accuracy(model, tokenizer, clozes["clozes"][:20]) == first  # no dropout noise
     finally:
         model.eval()
+
+
+def test_the_frequency_baseline_and_the_shuffled_context_are_what_they_say():
+    clozes = [{"tokens": ["[MASK]", "b", "[MASK]"], "answers": [".", "the"]}, {"tokens": ["[MASK]"], "answers": ["x"]}]
+    assert frequency_accuracy(clozes, [".", "the", ",", "to", "a", "x"]) == {"top1": 1 / 3, "top5": 2 / 3, "masked": 3}
+    cloze = {"tokens": ["a", "[MASK]", "b", "c", "[MASK]", "d"], "answers": ["e", "f"]}
+    shuffled = shuffled_context(cloze, random.Random(1))
+    assert [t == "[MASK]" for t in shuffled["tokens"]] == [t == "[MASK]" for t in cloze["tokens"]]
+    assert sorted(shuffled["tokens"]) == sorted(cloze["tokens"]) and shuffled["answers"] == ["e", "f"]
+    assert shuffled["tokens"] != cloze["tokens"]  # this seed moves them
