@@ -5,6 +5,8 @@ Contenders, all on the same batches of pydoc text, interleaved:
 * transformers fp32 (SDPA): the reference every ratio divides by, and the accuracy reference;
 * transformers bf16 (``model.to(torch.bfloat16)``);
 * minibert fp32 / bf16 / int8 (``minibert.fast.precision.set_precision``), and which path it took;
+  ``minibert int8 compiled``: int8 through ``minibert.fast.compile`` (torch.compile, one graph per
+  shape; the compile happens in the untimed first call, whose time is printed);
 * ONNX Runtime fp32: transformers' model exported to ONNX, then ORT's BERT graph optimizer
   (``onnxruntime.transformers.optimizer``: fused attention, embedding + LayerNorm, skip-LayerNorm,
   bias-GELU), what sentence-transformers' ``backend="onnx"`` runs; ORT int8: that graph through
@@ -29,6 +31,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
@@ -86,6 +89,7 @@ Contender = tuple[Runner, Callable[[Any], torch.Tensor], str]  # run, its output
 def torch_contenders(folder: Path, shape_mask: torch.Tensor) -> dict[str, Contender]:
     """transformers fp32/bf16 and minibert fp32/bf16/int8, with the path each minibert mode takes."""
     import minibert
+    from minibert.fast import compile as compile_model
     from minibert.fast.precision import precision_of, set_precision
 
     out: dict[str, Contender] = {}
@@ -103,6 +107,11 @@ def torch_contenders(folder: Path, shape_mask: torch.Tensor) -> dict[str, Conten
         # unpad="auto", as SentenceEncoder runs it: mean pooling never reads padded positions.
         out[f"minibert {mode}"] = ((lambda ids, mask, model=model: model(ids, mask, unpad="auto")),
                                    lambda o: o.last_hidden_state.float(), f"{path}, {precision_of(model)}")
+        if mode == "int8":
+            compiled = compile_model(model, dynamic=False)  # the same modules; graphs made on first calls
+            out["minibert int8 compiled"] = ((lambda ids, mask, model=compiled: model(ids, mask, unpad="auto")),
+                                             lambda o: o.last_hidden_state.float(),
+                                             f"{path}, int8, torch.compile (Inductor)")
     return out
 
 
@@ -241,8 +250,15 @@ def run(budget_s: float = 300.0, device: str = "cpu", json_path: Optional[str] =
     for shape, (ids, mask) in batches.items():
         with torch.inference_mode():
             reference = contenders[REFERENCE][1](contenders[REFERENCE][0](ids, mask))
-            errors = {name: accuracy(convert(fn(ids, mask)), reference, mask)
-                      for name, (fn, convert, _) in contenders.items()}
+            errors, first_call = {}, {}
+            for name, (fn, convert, _) in contenders.items():  # untimed: compiles, loads, warms caches
+                start = time.perf_counter()
+                output = fn(ids, mask)
+                first_call[name] = time.perf_counter() - start
+                errors[name] = accuracy(convert(output), reference, mask)
+            compiled = [f"{name} {first_call[name]:.1f} s" for name in contenders if name.endswith("compiled")]
+            if compiled:
+                print(f"{shape}: first call (compiling) " + ", ".join(compiled))
             timing = common.time_adaptive({name: (lambda fn=fn: fn(ids, mask)) for name, (fn, _, _) in contenders.items()},
                                           per_shape, hi=max_rounds)
         ref = timing[REFERENCE]
@@ -259,7 +275,8 @@ def run(budget_s: float = 300.0, device: str = "cpu", json_path: Optional[str] =
         results.append({"shape": shape, "tokens": int(mask.sum()), "best_minibert": best_mine,
                         "best_other": best_other, "best_ratio": verdict,
                         "contenders": {n: {**tm.to_dict(), **errors[n], "ratio": common.ratio(tm, ref),
-                                           "path": contenders[n][2]} for n, tm in timing.items()}})
+                                           "path": contenders[n][2], "first_call_s": first_call[n]}
+                                       for n, tm in timing.items()}})
     common.print_table(["shape", "contender", "ms", "spread", f"ratio vs {REFERENCE}", "cos min", "max |Δ|"], rows)
     print(f"# best = fastest with cos ≥ {ACCURATE}; spreads are min-max over interleaved rounds on a shared host")
     data = {"header": info, "threads": threads, "results": results}

@@ -42,7 +42,7 @@ def attend(q: Tensor, k: Tensor, v: Tensor, bias: Optional[Tensor] = None,
     d = q.shape[-1]
     scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(d))  # (b, h, t, s)
     if bias is not None:
-        scores = scores + bias
+        scores = scores + bias.to(scores.dtype)  # the bias in the scores' dtype (int8 mode's are bf16)
     probs = scores.softmax(dim=-1)  # (b, h, t, s), each row sums to 1
     probs = F.dropout(probs, p=dropout_p, training=dropout_p > 0)
     return probs @ v, probs  # (b, h, t, d), (b, h, t, s)

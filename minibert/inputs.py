@@ -54,6 +54,7 @@ def _check_ids(name: str, ids: Tensor, upper: int, shape: tuple[int, ...], bound
     return ids
 
 
+@torch.compiler.disable  # data-dependent checks: run eagerly, one graph break instead of one per check
 def check_inputs(config: BertConfig, input_ids: Tensor, attention_mask: Optional[Tensor],
                  token_type_ids: Optional[Tensor], position_ids: Optional[Tensor]
                  ) -> tuple[Tensor, Optional[Tensor], Tensor, Tensor]:

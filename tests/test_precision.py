@@ -141,3 +141,53 @@ def test_int8_linear_is_within_one_percent_on_random_data():
     expected = linear(x)
     got = Int8Linear(linear)(x)
     assert ((got - expected).norm(dim=1) / expected.norm(dim=1)).max() < 0.01
+
+
+# ------------------------------------------------------------------ int8's attention dtype
+@pytest.mark.parametrize("native", [True, False])
+def test_int8_attention_runs_in_bf16_only_where_the_cpu_has_it(monkeypatch, native):
+    """Where bf16 is native, int8 mode's fused Q/K/V projection outputs bf16 (attention's products
+    then run in bf16); elsewhere float32. Every other quantized linear outputs float32."""
+    monkeypatch.setattr(precision, "bf16_native", lambda device="cpu": native)
+    model = set_precision(tiny_bert(), "int8")
+    attention_dtype = torch.bfloat16 if native else torch.float32
+    for layer in model.layers:
+        assert layer.attn.qkv.out_dtype == attention_dtype
+        assert {layer.attn.out.out_dtype, layer.ffn.up.out_dtype, layer.ffn.down.out_dtype} == {torch.float32}
+    x = torch.randn(2, 5, model.config.hidden_size)
+    assert model.layers[0].attn.qkv(x).dtype == attention_dtype
+    assert model.layers[0].ffn.up(x).dtype == torch.float32
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_int8_with_bf16_attention_on_every_path(monkeypatch, native):
+    """bf16 projections meet a float32 padding bias on every path: the reference formula (attention
+    weights asked for), the padded grid, unpadded groups, and sequences past the written-out kernel's
+    length (PyTorch's fused kernel). All agree with the float32 model to int8's error."""
+    from minibert.fast import sdpa
+
+    monkeypatch.setattr(precision, "bf16_native", lambda device="cpu": native)
+    monkeypatch.setattr(sdpa, "EXPLICIT_MAX_LENGTH", 8)      # t = 12 below: past it, the fused kernel
+    reference = tiny_bert()
+    model = set_precision(tiny_bert(), "int8")
+    ids = torch.randint(1, 90, (3, 12))
+    mask = torch.ones(3, 12, dtype=torch.long)
+    mask[1, 7:] = 0
+    mask[2, 3:] = 0
+    with torch.inference_mode():
+        want = reference(ids, mask).last_hidden_state
+        for kwargs in ({"output_attentions": True}, {"unpad": False}, {"unpad": True}):
+            got = model(ids, mask, **kwargs).last_hidden_state
+            real = mask.bool()
+            assert got.dtype == torch.float32
+            assert F.cosine_similarity(got[real], want[real], dim=-1).min() > 0.99, kwargs
+        monkeypatch.setattr(sdpa, "EXPLICIT_MAX_LENGTH", 256)  # the written-out bf16 kernel
+        got = model(ids, mask, unpad=False).last_hidden_state
+        assert F.cosine_similarity(got[mask.bool()], want[mask.bool()], dim=-1).min() > 0.99
+
+
+def tiny_bert() -> minibert.BertModel:
+    torch.manual_seed(0)
+    config = minibert.BertConfig(vocab_size=97, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                 intermediate_size=64, max_position_embeddings=40)
+    return minibert.BertModel(config).eval()

@@ -45,6 +45,7 @@ class Plan:
         return "+".join(name for name, on in (("in_place", self.in_place), ("unpad", self.unpad)) if on) or "sdpa"
 
 
+@torch.compiler.disable  # reads the mask's values: run eagerly under torch.compile
 def decide(model: nn.Module, mask: Optional[Tensor], unpad: UnpadMode = False, output_attentions: bool = False,
            output_hidden_states: bool = False) -> Plan:
     """The path ``BertModel.forward`` takes for this call. ``mask`` is the checked (b, t) bool mask or None."""
