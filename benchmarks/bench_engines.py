@@ -21,8 +21,11 @@ padding) and a padded batch of 32 pydoc paragraphs at their own lengths (up to 2
 
 ORT runs without spinning threads (``session.intra_op.allow_spinning=0``) and with as many threads
 as PyTorch, the equivalent of ``OMP_WAIT_POLICY=PASSIVE``; CTranslate2 gets the same thread count.
+``--threads 1,2`` runs every engine at both counts in the same interleaved rounds and gives each shape
+a verdict per count and one with each engine at its fastest count (on a 2-core host with passive
+OpenMP threads, one thread is the fastest setting at batch 1 for most engines).
 
-Run: ``OMP_WAIT_POLICY=PASSIVE python -m benchmarks.bench_engines [--budget 300] [--shape 8x128]``
+Run: ``OMP_WAIT_POLICY=PASSIVE python -m benchmarks.bench_engines [--budget 300] [--shape 8x128] [--threads 1,2]``
 (needs the ``bench`` extra: ``pip install -e '.[bench]'``; missing engines are skipped with a note).
 """
 
@@ -86,33 +89,53 @@ Runner = Callable[[torch.Tensor, torch.Tensor], Any]       # (ids, mask) -> what
 Contender = tuple[Runner, Callable[[Any], torch.Tensor], str]  # run, its output as (b, t, c) float32, path
 
 
-def torch_contenders(folder: Path, shape_mask: torch.Tensor) -> dict[str, Contender]:
-    """transformers fp32/bf16 and minibert fp32/bf16/int8, with the path each minibert mode takes."""
+def torch_contenders(folder: Path, shape_mask: torch.Tensor, threads: Sequence[int]) -> dict[str, Contender]:
+    """transformers fp32/bf16 and minibert fp32/bf16/int8 (eager and compiled), with the path each
+    minibert mode takes, at each thread count (each runner sets PyTorch's before it runs)."""
     import minibert
     from minibert.fast import compile as compile_model
     from minibert.fast.precision import precision_of, set_precision
 
     out: dict[str, Contender] = {}
     tf = common.transformers_or_none()
-    if tf is not None:
-        tf.logging.set_verbosity_error()
-        for mode, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-            model = tf.BertModel.from_pretrained(folder, attn_implementation="sdpa").to(dtype).eval()
-            out[f"transformers {mode}"] = ((lambda ids, mask, model=model: model(input_ids=ids, attention_mask=mask)),
-                                           lambda o: o.last_hidden_state.float(), f"sdpa, {mode}")
-    for mode in ("fp32", "bf16", "int8"):
-        model = set_precision(minibert.BertModel.from_pretrained(folder), mode)
-        with torch.inference_mode():
-            path = _minibert_path(model, shape_mask)
-        # unpad="auto", as SentenceEncoder runs it: mean pooling never reads padded positions.
-        out[f"minibert {mode}"] = ((lambda ids, mask, model=model: model(ids, mask, unpad="auto")),
-                                   lambda o: o.last_hidden_state.float(), f"{path}, {precision_of(model)}")
-        if mode == "int8":
-            compiled = compile_model(model, dynamic=False)  # the same modules; graphs made on first calls
-            out["minibert int8 compiled"] = ((lambda ids, mask, model=compiled: model(ids, mask, unpad="auto")),
-                                             lambda o: o.last_hidden_state.float(),
-                                             f"{path}, int8, torch.compile (Inductor)")
+    for n in threads:
+        torch.set_num_threads(n)
+        if tf is not None:
+            tf.logging.set_verbosity_error()
+            for mode, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+                model = tf.BertModel.from_pretrained(folder, attn_implementation="sdpa").to(dtype).eval()
+                out[label(f"transformers {mode}", n, threads)] = (
+                    on_threads(n, lambda ids, mask, model=model: model(input_ids=ids, attention_mask=mask)),
+                    lambda o: o.last_hidden_state.float(), f"sdpa, {mode}")
+        for mode in ("fp32", "bf16", "int8"):
+            model = set_precision(minibert.BertModel.from_pretrained(folder), mode)
+            with torch.inference_mode():
+                path = _minibert_path(model, shape_mask)
+            # unpad="auto", as SentenceEncoder runs it: mean pooling never reads padded positions.
+            out[label(f"minibert {mode}", n, threads)] = (
+                on_threads(n, lambda ids, mask, model=model: model(ids, mask, unpad="auto")),
+                lambda o: o.last_hidden_state.float(), f"{path}, {precision_of(model)}")
+            if mode == "int8":
+                # Inductor writes the thread count into the code it generates, so each count has its own
+                # model (graphs are per model) and compiles on its first call, made at that count.
+                compiled = compile_model(set_precision(minibert.BertModel.from_pretrained(folder), mode), dynamic=False)
+                out[label("minibert int8 compiled", n, threads)] = (
+                    on_threads(n, lambda ids, mask, model=compiled: model(ids, mask, unpad="auto")),
+                    lambda o: o.last_hidden_state.float(), f"{path}, int8, torch.compile (Inductor)")
     return out
+
+
+def label(name: str, threads: int, counts: Sequence[int]) -> str:
+    """A contender's name, with its thread count where the run compares several."""
+    return name if len(counts) == 1 else f"{name} ·{threads}T"
+
+
+def on_threads(n: int, run: Runner) -> Runner:
+    """``run`` with PyTorch's intra-op thread count set to ``n`` first (a cheap call)."""
+    def pinned(ids: torch.Tensor, mask: torch.Tensor):
+        torch.set_num_threads(n)
+        return run(ids, mask)
+    return pinned
 
 
 def _minibert_path(model, mask: torch.Tensor) -> str:
@@ -148,7 +171,7 @@ def _export_transformers(folder: Path, path: Path) -> None:
                           opset_version=17, dynamo=False)
 
 
-def ort_contenders(folder: Path, workdir: Path, threads: int) -> dict[str, Contender]:
+def ort_contenders(folder: Path, workdir: Path, threads: Sequence[int]) -> dict[str, Contender]:
     """ONNX Runtime: optimized fp32, its dynamic int8, and minibert's own export optimized."""
     import onnxruntime as ort
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -173,12 +196,11 @@ def ort_contenders(folder: Path, workdir: Path, threads: int) -> dict[str, Conte
     quantize_dynamic(str(workdir / "transformers_opt.onnx"), str(workdir / "transformers_int8.onnx"),
                      weight_type=QuantType.QInt8, extra_options={"DefaultTensorType": 1})  # 1 = float
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-
-    def session(file: str) -> Runner:
+    def session(file: str, n: int) -> Runner:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = n
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         sess = ort.InferenceSession(str(workdir / file), options, providers=["CPUExecutionProvider"])
         wanted = [i.name for i in sess.get_inputs()]
 
@@ -189,13 +211,17 @@ def ort_contenders(folder: Path, workdir: Path, threads: int) -> dict[str, Conte
         return run
 
     as_tensor = lambda o: torch.from_numpy(np.asarray(o)).float()  # noqa: E731
-    return {"ORT fp32": (session("transformers_opt.onnx"), as_tensor, graphs["transformers"]),
-            "ORT int8": (session("transformers_int8.onnx"), as_tensor, "dynamic int8 (per-tensor activations), "
-                                                                       + graphs["transformers"]),
-            "ORT fp32 (minibert export)": (session("minibert_opt.onnx"), as_tensor, graphs["minibert"])}
+    out: dict[str, Contender] = {}
+    for n in threads:
+        out[label("ORT fp32", n, threads)] = (session("transformers_opt.onnx", n), as_tensor, graphs["transformers"])
+        out[label("ORT int8", n, threads)] = (session("transformers_int8.onnx", n), as_tensor,
+                                              "dynamic int8 (per-tensor activations), " + graphs["transformers"])
+        out[label("ORT fp32 (minibert export)", n, threads)] = (session("minibert_opt.onnx", n), as_tensor,
+                                                                graphs["minibert"])
+    return out
 
 
-def ct2_contenders(folder: Path, workdir: Path, threads: int) -> dict[str, Contender]:
+def ct2_contenders(folder: Path, workdir: Path, threads: Sequence[int]) -> dict[str, Contender]:
     """CTranslate2's BERT encoder, converted from the checkpoint, in fp32 and int8."""
     import ctranslate2
     from ctranslate2.converters import TransformersConverter
@@ -204,38 +230,51 @@ def ct2_contenders(folder: Path, workdir: Path, threads: int) -> dict[str, Conte
         warnings.simplefilter("ignore")
         TransformersConverter(str(folder)).convert(str(workdir / "ct2"), force=True)
     out: dict[str, Contender] = {}
-    for mode, compute_type in (("fp32", "float32"), ("int8", "int8")):
+    for n, (mode, compute_type) in ((n, m) for n in threads for m in (("fp32", "float32"), ("int8", "int8"))):
         encoder = ctranslate2.Encoder(str(workdir / "ct2"), device="cpu", compute_type=compute_type,
-                                      intra_threads=threads)
+                                      intra_threads=n)
 
         def run(ids: torch.Tensor, mask: torch.Tensor, encoder=encoder):
             tokens = [row[: int(n)] for row, n in zip(ids.tolist(), mask.sum(1).tolist())]  # real tokens
             return encoder.forward_batch(tokens).last_hidden_state
-        out[f"CT2 {mode}"] = (run, lambda o: torch.from_numpy(np.array(o)).float(),
-                              f"compute_type {encoder.compute_type}")
+        out[label(f"CT2 {mode}", n, threads)] = (run, lambda o: torch.from_numpy(np.array(o)).float(),
+                                                 f"compute_type {encoder.compute_type}")
     return out
+
+
+def _verdict(medians: dict[str, float]) -> tuple[str, str, float]:
+    """(fastest minibert contender, fastest other, their time ratio) among accurate contenders."""
+    best_mine = min((n for n in medians if n.startswith("minibert")), key=medians.get)
+    best_other = min((n for n in medians if not n.startswith("minibert")), key=medians.get)
+    return best_mine, best_other, medians[best_mine] / medians[best_other]
 
 
 # ---------------------------------------------------------------------------------------------- run
 def run(budget_s: float = 300.0, device: str = "cpu", json_path: Optional[str] = None,
-        shapes: Optional[Sequence[Any]] = None, max_rounds: int = 9, threads: Optional[int] = None) -> dict[str, Any]:
+        shapes: Optional[Sequence[Any]] = None, max_rounds: int = 9,
+        threads: Optional[Sequence[int]] = None) -> dict[str, Any]:
+    """``threads``: the thread counts every engine runs at (default: PyTorch's, one per core). With
+    several, each engine appears once per count and each shape gets a verdict per count and one over
+    all of them (each engine at its fastest count)."""
     from minibert.fast.precision import cpu_features, resolve_precision
     from minibert.tokenizer import BertTokenizer
 
     shapes = list(shapes or [*FULL_SHAPES, PADDED])
-    if threads:
-        torch.set_num_threads(threads)
+    threads = sorted(set(threads or [torch.get_num_threads()]))
+    if threads[0] < 1:
+        raise ValueError(f"threads must be positive, got {threads}")
     info = common.header()
     common.print_header("inference engines, MiniLM (cpu)", info)
     features = cpu_features()
     info["cpu_features"] = features
-    threads = torch.get_num_threads()
+    info["threads_compared"] = threads
+    reference_name = label(REFERENCE, threads[-1], threads)
     print("cpu features: " + ", ".join(f"{name} {'yes' if on else 'no'}" for name, on in features.items())
           + f"; precision='auto' resolves to {resolve_precision('auto')}")
     folder = common.checkpoint_folder("minilm")
     batches = pydoc_batches(BertTokenizer.from_pretrained(folder), shapes)
 
-    contenders = torch_contenders(folder, next(iter(batches.values()))[1])
+    contenders = torch_contenders(folder, next(iter(batches.values()))[1], threads)
     with tempfile.TemporaryDirectory(prefix="minibert-engines-") as workdir:  # sessions load before it goes
         for module, build in (("onnxruntime", ort_contenders), ("ctranslate2", ct2_contenders)):
             if importlib.util.find_spec(module) is None:
@@ -249,7 +288,7 @@ def run(budget_s: float = 300.0, device: str = "cpu", json_path: Optional[str] =
     per_shape = budget_s / len(batches)
     for shape, (ids, mask) in batches.items():
         with torch.inference_mode():
-            reference = contenders[REFERENCE][1](contenders[REFERENCE][0](ids, mask))
+            reference = contenders[reference_name][1](contenders[reference_name][0](ids, mask))
             errors, first_call = {}, {}
             for name, (fn, convert, _) in contenders.items():  # untimed: compiles, loads, warms caches
                 start = time.perf_counter()
@@ -261,23 +300,28 @@ def run(budget_s: float = 300.0, device: str = "cpu", json_path: Optional[str] =
                 print(f"{shape}: first call (compiling) " + ", ".join(compiled))
             timing = common.time_adaptive({name: (lambda fn=fn: fn(ids, mask)) for name, (fn, _, _) in contenders.items()},
                                           per_shape, hi=max_rounds)
-        ref = timing[REFERENCE]
-        accurate = {n: t for n, t in timing.items() if errors[n]["cosine_min"] >= ACCURATE}
-        best_mine = min((n for n in accurate if n.startswith("minibert")), key=lambda n: accurate[n].median)
-        best_other = min((n for n in accurate if not n.startswith("minibert")), key=lambda n: accurate[n].median)
+        ref = timing[reference_name]
         for name, tm in timing.items():
             err = errors[name]
             rows.append([shape, name, common.fmt_ms(tm.median), tm.spread, common.fmt_ratio(common.ratio(tm, ref)),
                          f"{err['cosine_min']:.5f}", f"{err['max_abs']:.1e}"])
-        verdict = accurate[best_mine].median / accurate[best_other].median
-        rows.append([shape, f"best minibert ({best_mine}) / best other ({best_other})", "-", "-",
-                     f"**{verdict:.2f}**", "-", "-"])
-        results.append({"shape": shape, "tokens": int(mask.sum()), "best_minibert": best_mine,
-                        "best_other": best_other, "best_ratio": verdict,
+        accurate = {n: t.median for n, t in timing.items() if errors[n]["cosine_min"] >= ACCURATE}
+        groups = {f"{n} thread{'s' * (n > 1)}": [name for name in timing if name.endswith(f" ·{n}T")]
+                  for n in threads} if len(threads) > 1 else {}
+        verdicts = {}
+        for group, names in [*groups.items(), ("", list(timing))]:
+            best_mine, best_other, verdict = _verdict({n: accurate[n] for n in names if n in accurate})
+            verdicts[group or "all"] = {"best_minibert": best_mine, "best_other": best_other, "ratio": verdict}
+            within = f" at {group}" if group else (" (each at its fastest thread count)" if groups else "")
+            rows.append([shape, f"best minibert{within} ({best_mine}) / best other ({best_other})", "-", "-",
+                         f"**{verdict:.2f}**", "-", "-"])
+        overall = verdicts["all"]
+        results.append({"shape": shape, "tokens": int(mask.sum()), "best_minibert": overall["best_minibert"],
+                        "best_other": overall["best_other"], "best_ratio": overall["ratio"], "verdicts": verdicts,
                         "contenders": {n: {**tm.to_dict(), **errors[n], "ratio": common.ratio(tm, ref),
                                            "path": contenders[n][2], "first_call_s": first_call[n]}
                                        for n, tm in timing.items()}})
-    common.print_table(["shape", "contender", "ms", "spread", f"ratio vs {REFERENCE}", "cos min", "max |Δ|"], rows)
+    common.print_table(["shape", "contender", "ms", "spread", f"ratio vs {reference_name}", "cos min", "max |Δ|"], rows)
     print(f"# best = fastest with cos ≥ {ACCURATE}; spreads are min-max over interleaved rounds on a shared host")
     data = {"header": info, "threads": threads, "results": results}
     common.write_json("engines_cpu", data, json_path)
@@ -290,7 +334,8 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     options.add_argument("--shape", dest="shapes", action="append", help="BxT (e.g. 8x128) or 'padded'",
                          type=lambda text: PADDED if text == "padded" else tuple(int(x) for x in text.split("x")))
     options.add_argument("--max-rounds", type=int, default=9, help="most timed rounds per shape")
-    options.add_argument("--threads", type=int, help="threads for every engine (default: PyTorch's, one per core)")
+    options.add_argument("--threads", type=lambda text: [int(x) for x in text.split(",")],
+                         help="thread count(s) for every engine, e.g. 2 or 1,2 (default: PyTorch's, one per core)")
     return common.run_from_command_line(run, __doc__, argv, default_budget=300.0, options=options)
 
 
