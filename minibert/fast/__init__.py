@@ -5,7 +5,7 @@
     sdpa.py      attention by PyTorch's fused kernel, on the padded grid or per group of unpadded sequences
     unpad.py     packing real tokens (b, t, c) <-> (n, c)
     in_place.py  the block's maths with one scratch buffer and residuals accumulated by the matmuls
-    compiled.py  compile(): torch.compile with the Inductor setting measured for minibert
+    compiled.py  compile(): torch.compile with the Inductor settings measured for minibert
 
 ``minibert/model.py`` holds the reference path; ``tests/test_fast_paths.py`` holds every path here equal to it.
 """

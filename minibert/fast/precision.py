@@ -20,8 +20,10 @@ re-measures it at every shape, and ``docs/benchmarks.md`` lists the figures):
   the weights·V products run in bf16 (1×128, one thread: 275 vs 430 µs per layer for float32's fused
   kernel; pooled cosine unchanged, 0.99792 vs 0.99794).
 * ``auto``: bf16 where the device computes it natively, fp32 elsewhere. int8 is never picked by
-  auto: it is slower than native bf16 on the CPUs that have bf16, and its accuracy depends on the
-  checkpoint's outliers (MiniLM on random token ids: cosine 0.992), which auto cannot check.
+  auto: run eagerly it is slower than native bf16 at the default thread count (compiled, through
+  ``minibert.fast.compile``, it is the fastest mode from batch 8 up, but auto does not compile), and
+  its accuracy depends on the checkpoint's outliers (MiniLM on random token ids: cosine 0.992),
+  which auto cannot check.
 
 Modes are applied in place (``precision_of`` reads the mode back); switching from int8 back to a float
 mode raises (the float weights are gone): load the checkpoint again instead.
