@@ -295,7 +295,7 @@ def run(budget_s: float = 300.0, device: str = "cpu", json_path: Optional[str] =
                 output = fn(ids, mask)
                 first_call[name] = time.perf_counter() - start
                 errors[name] = accuracy(convert(output), reference, mask)
-            compiled = [f"{name} {first_call[name]:.1f} s" for name in contenders if name.endswith("compiled")]
+            compiled = [f"{name} {first_call[name]:.1f} s" for name in contenders if "compiled" in name]
             if compiled:
                 print(f"{shape}: first call (compiling) " + ", ".join(compiled))
             timing = common.time_adaptive({name: (lambda fn=fn: fn(ids, mask)) for name, (fn, _, _) in contenders.items()},

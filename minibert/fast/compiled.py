@@ -12,7 +12,7 @@ LayerNorm become one loop per step instead of about nine operations. What this a
   per-token int8 scale) and the quantization read GELU's output, so by default ``erf`` ran twice over
   the (t, intermediate_size) activations; with the lower threshold GELU's output is stored once and read twice
   (MiniLM int8, 1×128, one thread, A/B in one run: 9.8 vs 11.3 ms).
-* ``cpp_wrapper=True``: the generated graph calls its ~100 kernels and matmuls from C++ rather than
+* ``cpp_wrapper=True``: the generated graph calls its ~70 kernels and matmuls from C++ rather than
   from Python, which matters when each is short (same A/B: 8.5 vs 9.1 ms). The first compile of a
   shape takes longer (MiniLM: ~14 s instead of ~4 s with Inductor's cache warm).
 * Nothing else needs to change: input checks (``inputs.check_inputs``) and the path decision

@@ -21,7 +21,8 @@ re-measures it at every shape, and ``docs/benchmarks.md`` lists the figures):
   kernel; pooled cosine unchanged, 0.99792 vs 0.99794).
 * ``auto``: bf16 where the device computes it natively, fp32 elsewhere. int8 is never picked by
   auto: run eagerly it is slower than native bf16 at the default thread count (compiled, through
-  ``minibert.fast.compile``, it is the fastest mode from batch 8 up, but auto does not compile), and
+  ``minibert.fast.compile``, it is the fastest mode at 8×128 and on padded batches here, but auto
+  does not compile), and
   its accuracy depends on the checkpoint's outliers (MiniLM on random token ids: cosine 0.992),
   which auto cannot check.
 
