@@ -21,8 +21,12 @@ LayerNorm become one loop per step instead of about nine operations. What this a
   compiles well (``fast/sdpa.py``, ``_deferred``).
 
 ``dynamic`` is passed to ``torch.compile`` as given: ``False`` compiles one graph per input shape
-(fastest for fixed shapes; each new shape costs a compile, about 10 s for MiniLM on 2 cores), ``None``
-(PyTorch's default) switches to one shape-generic graph at the second shape it sees.
+(fastest for fixed shapes; each new shape costs a compile, 4-40 s for MiniLM on 2 cores), ``None``
+(PyTorch's default) switches to one shape-generic graph at the second shape it sees. The unpadded
+path (``unpad=True``, or ``"auto"`` on a padded batch) groups sequences by length in Python, so every
+new mix of lengths is a new graph (17-38 s each here, and after PyTorch's recompile limit the call
+falls back to eager): for batches of varied lengths compile with ``unpad=False``, or pad to a few
+fixed shapes.
 Figures: ``docs/results/benchmarks.md`` (rows "compiled").
 """
 
