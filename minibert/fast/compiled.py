@@ -43,6 +43,12 @@ from minibert.errors import InputTypeError
 INDUCTOR_OPTIONS = {"realize_cpu_opcount_threshold": 8, "cpp_wrapper": True}
 
 
+def compiling() -> bool:
+    """Whether Dynamo is tracing the current call (fast paths that Inductor handles better written
+    another way ask this); ``torch.compiler.is_compiling`` is newer than the torch 2.1 floor."""
+    return getattr(torch.compiler, "is_compiling", lambda: False)()
+
+
 def compile(model: nn.Module, *, dynamic: Optional[bool] = None, **kwargs: Any) -> nn.Module:
     """``torch.compile(model, dynamic=dynamic, **kwargs)`` with ``INDUCTOR_OPTIONS`` added to Inductor's
     ``options`` (yours win); the model itself is left as it is: call the returned module. Set the

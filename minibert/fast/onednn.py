@@ -21,6 +21,8 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor, nn
 
+from minibert.fast.compiled import compiling
+
 # The activations oneDNN applies inside the matmul, by exact type: (post-op name, its algorithm).
 _FUSED = {nn.ReLU: lambda act: ("relu", ""), nn.GELU: lambda act: ("gelu", act.approximate)}
 
@@ -40,7 +42,7 @@ def usable(hidden: Tensor) -> bool:
     """Whether ``block`` can run on ``hidden``: CPU, float32 or bfloat16, oneDNN's linear present, and
     not inside ``torch.compile`` (Inductor picks its own kernels, oneDNN's among them)."""
     return (LINEAR is not None and hidden.device.type == "cpu" and hidden.dtype in (torch.float32, torch.bfloat16)
-            and not getattr(torch.compiler, "is_compiling", lambda: False)())
+            and not compiling())
 
 
 def linear(x: Tensor, layer: nn.Linear, act: Optional[nn.Module] = None) -> Tensor:

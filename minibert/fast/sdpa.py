@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from minibert.attention import merge_heads, split_heads
+from minibert.fast.compiled import compiling
 from minibert.fast.unpad import Unpadding
 
 
@@ -32,17 +33,12 @@ def sdpa(qkv: Tensor, bias: Tensor | None, heads: int, dropout_p: float) -> Tens
     q, k, v = split_heads(qkv, heads)                                               # (b, h, t, d) each
     if (qkv.dtype == torch.bfloat16 and qkv.device.type == "cpu" and dropout_p == 0.0
             and not torch.is_grad_enabled() and q.shape[-2] <= EXPLICIT_MAX_LENGTH):  # measured in inference only
-        written_out = _deferred if _compiling() else _explicit
+        written_out = _deferred if compiling() else _explicit
         return merge_heads(written_out(q, k, v, bias))                              # (b, t, c)
     if bias is not None and bias.dtype != q.dtype:
         bias = bias.to(q.dtype)  # int8 mode: bf16 projections, float32 bias (not every kernel mixes them)
     context = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p)  # (b, h, t, d)
     return merge_heads(context)                                                     # (b, t, c)
-
-
-def _compiling() -> bool:
-    """Whether Dynamo is tracing this call (``torch.compiler.is_compiling`` is newer than torch 2.1)."""
-    return getattr(torch.compiler, "is_compiling", lambda: False)()
 
 
 def _explicit(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None) -> Tensor:
